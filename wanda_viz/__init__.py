@@ -1,0 +1,24 @@
+"""wanda-viz: prune causal LMs with Wanda, magnitude or SparseGPT and see why pruning works.
+
+Data flow (each arrow one public function):
+    load_model -> get_calibration_ids -> prune_model (sequential block-by-block statistics ->
+    scores -> keep-masks -> weight update) -> perplexity / generate_text -> figures.
+"""
+from .config import CalibConfig, EvalConfig, PruneConfig, parse_structure
+from .data import (DataUnavailableError, get_calibration_ids, get_eval_ids, load_wikitext2_text,
+                   resolve_data_dir, sample_calibration_windows, tokenize_text)
+from .evaluate import GenerationResult, generate_text, perplexity
+from .models import (DEMO_MODEL_DIR, WeightBackup, find_decoder_layers, find_prunable_layers,
+                     load_model, resolve_seq_len, weight_matrix)
+from .pruning import calibrate_blocks, prune_model
+from .result import PruneResult
+
+__all__ = [
+    "CalibConfig", "EvalConfig", "PruneConfig", "parse_structure", "DataUnavailableError",
+    "get_calibration_ids", "get_eval_ids", "load_wikitext2_text", "resolve_data_dir",
+    "sample_calibration_windows", "tokenize_text", "GenerationResult", "generate_text",
+    "perplexity", "DEMO_MODEL_DIR", "WeightBackup", "find_decoder_layers", "find_prunable_layers",
+    "load_model", "resolve_seq_len", "weight_matrix", "calibrate_blocks", "prune_model",
+    "PruneResult",
+]
+__version__ = "0.1.0"

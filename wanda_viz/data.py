@@ -1,0 +1,203 @@
+"""Text -> token ids: calibration windows and evaluation text, reproducing the reference samplers.
+
+Resolution order for named datasets (never a silent fallback to other data):
+  1. an explicit file path;
+  2. the data folder: ``data_dir`` argument, else the ``WANDA_VIZ_DATA`` environment variable
+     (CI points it at ``../shared/data``), holding ``wikitext-2-raw/wiki.{test,valid,train}.raw``;
+  3. the Hugging Face ``datasets`` hub, when the network allows;
+  4. else ``DataUnavailableError`` saying what is missing and that text can be pasted or uploaded.
+
+Samplers follow the Wanda/SparseGPT reference code (lib/data.py): Python's ``random`` seeded with
+``seed`` so that windows match the reference bit for bit for the same text and tokenizer.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "DATA_ENV", "CALIB_SOURCES", "EVAL_SOURCES", "DataUnavailableError", "resolve_data_dir",
+    "read_text_file", "load_wikitext2_text", "load_c4_documents", "tokenize_text",
+    "sample_calibration_windows", "sample_document_windows", "get_calibration_ids",
+    "get_eval_ids", "list_text_files",
+]
+
+logger = logging.getLogger(__name__)
+
+DATA_ENV = "WANDA_VIZ_DATA"
+CALIB_SOURCES = ("wikitext2", "wikitext2-valid", "c4")  # plus any text file path
+EVAL_SOURCES = ("wikitext2", "wikitext2-valid")          # "wikitext2" = the test split
+_WIKITEXT_FILES = {"test": "wiki.test.raw", "validation": "wiki.valid.raw", "train": "wiki.train.raw"}
+_C4_SHARD = "en/c4-train.00000-of-01024.json.gz"  # the reference's calibration shard
+
+
+class DataUnavailableError(FileNotFoundError):
+    """Requested data is neither local nor reachable; the message says what to provide."""
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The data folder: the explicit argument, else $WANDA_VIZ_DATA, else None."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
+    if chosen is None:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise DataUnavailableError(f"data folder {str(path)!r} does not exist")
+    return path
+
+
+def read_text_file(path: str | os.PathLike) -> str:
+    """Read a UTF-8 text file; a clear error if it is missing or empty."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataUnavailableError(f"text file {str(file)!r} does not exist")
+    text = file.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise ValueError(f"text file {str(file)!r} is empty")
+    return text
+
+
+def list_text_files(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Every .txt/.raw file under the data folder (for pickers in the UI and CLI)."""
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        return []
+    return sorted(p for p in root.rglob("*") if p.suffix in (".txt", ".raw") and p.is_file())
+
+
+def _hub_error(what: str, err: Exception) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"{what} is not in the data folder (set {DATA_ENV} or pass a data folder) and the "
+        f"datasets hub is unreachable ({type(err).__name__}); paste or upload text instead")
+
+
+def load_wikitext2_text(split: str = "test", data_dir: str | os.PathLike | None = None) -> str:
+    """WikiText-2 raw ``split`` ("test", "validation", "train") as one string.
+
+    A local raw file is used as is; the hub version is ``"\\n\\n".join(rows)`` (reference protocol).
+    """
+    if split not in _WIKITEXT_FILES:
+        raise ValueError(f"split must be one of {', '.join(_WIKITEXT_FILES)}, got {split!r}")
+    root = resolve_data_dir(data_dir)
+    if root is not None:
+        for sub in ("wikitext-2-raw", "."):
+            local = root / sub / _WIKITEXT_FILES[split]
+            if local.is_file():
+                return read_text_file(local)
+    try:
+        from datasets import load_dataset
+        rows = load_dataset("wikitext", "wikitext-2-raw-v1", split=split)["text"]
+    except (OSError, ValueError, ImportError) as err:
+        raise _hub_error(f"WikiText-2 raw {split}", err) from err
+    return "\n\n".join(rows)
+
+
+def load_c4_documents(n_docs: int | None = None) -> list[str]:
+    """Documents of C4 (en, train shard 00000-of-01024) from the hub: the reference source."""
+    try:
+        from datasets import load_dataset
+        docs = load_dataset("allenai/c4", data_files={"train": _C4_SHARD}, split="train")
+    except (OSError, ValueError, ImportError) as err:
+        raise _hub_error("C4", err) from err
+    texts = docs["text"]
+    return list(texts if n_docs is None else texts[:n_docs])
+
+
+def tokenize_text(tokenizer, text: str) -> torch.Tensor:
+    """Tokenize the WHOLE text at once, as the reference does: LongTensor (1, n_tokens)."""
+    if not text or not text.strip():
+        raise ValueError("the text is empty")
+    return tokenizer(text, return_tensors="pt").input_ids
+
+
+def sample_calibration_windows(ids: torch.Tensor, n_samples: int, seq_len: int,
+                               seed: int = 0) -> torch.Tensor:
+    """The reference sampler for one long text: ``n_samples`` random windows of ``seq_len``.
+
+    Args:
+        ids: (1, n_tokens) or (n_tokens,) token ids of the whole text.
+    Returns:
+        LongTensor (n_samples, seq_len). Windows may overlap (as in the reference).
+    """
+    ids = ids.reshape(1, -1)
+    n_tokens = ids.shape[1]
+    if n_tokens <= seq_len + 1:
+        raise ValueError(f"the calibration text has {n_tokens} tokens; it needs more than "
+                         f"seq_len + 1 = {seq_len + 1} (use more text or a shorter seq_len)")
+    rng = random.Random(seed)  # same stream as random.seed(seed); random.randint(...)
+    starts = [rng.randint(0, n_tokens - seq_len - 1) for _ in range(n_samples)]
+    return torch.cat([ids[:, i:i + seq_len] for i in starts], dim=0)
+
+
+def sample_document_windows(docs: list[str], tokenizer, n_samples: int, seq_len: int,
+                            seed: int = 0) -> torch.Tensor:
+    """The reference C4 sampler: pick random documents longer than ``seq_len``, one window each."""
+    rng = random.Random(seed)
+    max_draws = 100 * len(docs) + 1000  # the reference loops forever; we give up with a message
+    windows = []
+    for _ in range(n_samples):
+        for _draw in range(max_draws):
+            doc_ids = tokenizer(docs[rng.randint(0, len(docs) - 1)], return_tensors="pt").input_ids
+            if doc_ids.shape[1] > seq_len:
+                break
+        else:
+            raise ValueError(f"no document is longer than seq_len = {seq_len} tokens")
+        i = rng.randint(0, doc_ids.shape[1] - seq_len - 1)
+        windows.append(doc_ids[:, i:i + seq_len])
+    return torch.cat(windows, dim=0)
+
+
+def _calibration_text(source: str, data_dir) -> str:
+    if source == "wikitext2":
+        return load_wikitext2_text("train", data_dir)
+    if source == "wikitext2-valid":
+        return load_wikitext2_text("validation", data_dir)
+    path = Path(source).expanduser()
+    if not path.is_absolute() and not path.exists():
+        root = resolve_data_dir(data_dir)
+        path = root / source if root is not None and (root / source).exists() else path
+    return read_text_file(path)
+
+
+def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | None = None,
+                        n_samples: int = 128, seq_len: int = 2048, seed: int = 0,
+                        data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, dict]:
+    """Calibration windows from a named dataset, a text file, or text passed in.
+
+    Args:
+        source: "wikitext2" (raw train, the reference's choice), "wikitext2-valid", "c4", or a
+            text file path (absolute, or relative to the data folder). Exclusive with ``text``.
+        text: raw text to sample from (pasted or uploaded by the user).
+    Returns:
+        (LongTensor (n_samples, seq_len), description dict for the protocol caption).
+    """
+    if (source is None) == (text is None):
+        raise ValueError("give exactly one calibration source: a dataset name, a file, or text")
+    if source == "c4":
+        ids = sample_document_windows(load_c4_documents(), tokenizer, n_samples, seq_len, seed)
+    else:
+        raw = text if text is not None else _calibration_text(source, data_dir)
+        ids = sample_calibration_windows(tokenize_text(tokenizer, raw), n_samples, seq_len, seed)
+    label = source if source is not None else f"pasted text ({len(text)} characters)"
+    description = {"source": label, "n_samples": n_samples, "seq_len": seq_len, "seed": seed}
+    return ids, description
+
+
+def get_eval_ids(tokenizer, *, source: str | None = "wikitext2", text: str | None = None,
+                 data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, str]:
+    """The evaluation text as (1, n_tokens) ids, and its label.
+
+    ``source``: "wikitext2" (raw test, the reference protocol), "wikitext2-valid" or a file path.
+    """
+    if text is not None:
+        return tokenize_text(tokenizer, text), f"pasted text ({len(text)} characters)"
+    if source == "wikitext2":
+        return tokenize_text(tokenizer, load_wikitext2_text("test", data_dir)), "WikiText-2 raw test"
+    if source == "wikitext2-valid":
+        raw = load_wikitext2_text("validation", data_dir)
+        return tokenize_text(tokenizer, raw), "WikiText-2 raw validation"
+    return tokenize_text(tokenizer, _calibration_text(str(source), data_dir)), Path(str(source)).name

@@ -1,0 +1,107 @@
+"""Keep-masks from scores: per-row / per-layer / per-input top-k, N:M, and the Wanda variant.
+
+One polarity everywhere: ``keep_mask`` is bool, True = keep (as torch.nn.utils.prune).
+Pruned weights are chosen by index (stable sort + scatter), never by ``score <= threshold``, so
+ties cannot change the count and achieved sparsity is exactly ``int(sparsity * group_size)``.
+NOTE: the reference code thresholds with ``<=`` at sorted index k and so prunes k+1 weights per
+group for the per-layer magnitude and SparseGPT masks; masks still agree on > 99.9% of weights.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models import weight_matrix
+
+__all__ = ["topk_keep_mask", "nm_keep_mask", "wanda_variant_keep_mask", "apply_keep_mask",
+           "achieved_sparsity", "check_nm"]
+
+
+def topk_keep_mask(scores: torch.Tensor, sparsity: float, group: str = "row") -> torch.Tensor:
+    """Prune the lowest scores within each comparison group.
+
+    Args:
+        scores: (out_features, in_features), higher = more important.
+        sparsity: share pruned in every group, in [0, 1).
+        group: "row" (each output row loses int(in * sparsity)), "input" (each column loses
+            int(out * sparsity)) or "layer" (int(numel * sparsity) over the whole matrix).
+    Returns:
+        keep_mask, bool, same shape as ``scores``.
+    """
+    keep_mask = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    if group == "row":
+        k = int(scores.shape[1] * sparsity)
+        pruned = torch.sort(scores, dim=1, stable=True)[1][:, :k]
+        keep_mask.scatter_(1, pruned, False)
+    elif group == "input":
+        k = int(scores.shape[0] * sparsity)
+        pruned = torch.sort(scores, dim=0, stable=True)[1][:k, :]
+        keep_mask.scatter_(0, pruned, False)
+    elif group == "layer":
+        k = int(scores.numel() * sparsity)
+        pruned = torch.sort(scores.flatten(), stable=True)[1][:k]
+        keep_mask.view(-1)[pruned] = False
+    else:
+        raise ValueError(f"group must be 'row', 'layer' or 'input', got {group!r}")
+    return keep_mask
+
+
+def check_nm(in_features: int, n: int, m: int) -> None:
+    if in_features % m:
+        raise ValueError(f"N:M {n}:{m} needs in_features divisible by {m}, got {in_features}")
+
+
+def nm_keep_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """In every row, prune the ``n`` lowest scores of each group of ``m`` consecutive inputs.
+
+    Args:
+        scores: (out_features, in_features) with in_features divisible by m.
+    """
+    out_features, in_features = scores.shape
+    check_nm(in_features, n, m)
+    grouped = scores.reshape(out_features, in_features // m, m)  # (out, groups, m)
+    pruned = torch.topk(grouped, n, dim=-1, largest=False).indices
+    keep_mask = torch.ones(grouped.shape, dtype=torch.bool, device=grouped.device)
+    keep_mask.scatter_(-1, pruned, False)
+    return keep_mask.reshape(out_features, in_features)
+
+
+def _variant_mask(alpha: float, sorted_scores, cumsum, row_sum, scores):
+    # Per row: prune the lowest scores whose cumulative sum stays under alpha * row_sum.
+    n_pruned = (cumsum <= (row_sum * alpha).unsqueeze(1)).sum(dim=1, keepdim=True)  # (out, 1)
+    thresh = torch.gather(sorted_scores, 1, (n_pruned - 1).clamp(min=0))
+    prune = (scores <= thresh) & (n_pruned > 0)
+    return ~prune, prune.float().mean().item()
+
+
+def wanda_variant_keep_mask(scores: torch.Tensor, sparsity: float,
+                            tolerance: float = 0.001) -> tuple[torch.Tensor, float]:
+    """The Wanda appendix variant: binary-search alpha in [0, 0.8] (reference lib/prune.py).
+
+    Returns:
+        (keep_mask, alpha); overall sparsity is within ``tolerance`` of the target when reachable.
+    """
+    sorted_scores = torch.sort(scores, dim=1, stable=True)[0]
+    cumsum = torch.cumsum(sorted_scores, dim=1)
+    row_sum = scores.sum(dim=1)
+    alpha, low, high = 0.4, 0.0, 0.8
+    keep_mask, current = _variant_mask(alpha, sorted_scores, cumsum, row_sum, scores)
+    while abs(current - sparsity) > tolerance and high - low >= 0.001:
+        if current > sparsity:
+            alpha, high = (alpha + low) / 2.0, alpha
+        else:
+            alpha, low = (alpha + high) / 2.0, alpha
+        keep_mask, current = _variant_mask(alpha, sorted_scores, cumsum, row_sum, scores)
+    return keep_mask, alpha
+
+
+@torch.no_grad()
+def apply_keep_mask(layer: nn.Module, keep_mask: torch.Tensor) -> None:
+    """Zero the pruned weights of ``layer`` in place (keep_mask is (out, in), True = keep)."""
+    weight = weight_matrix(layer)
+    weight.masked_fill_(~keep_mask.to(weight.device), 0)
+
+
+def achieved_sparsity(keep_mask: torch.Tensor) -> float:
+    """Share of pruned entries."""
+    return 1.0 - keep_mask.float().mean().item()

@@ -1,0 +1,228 @@
+"""The one pruning pipeline: sequential block-by-block calibration -> scores -> keep-masks -> update.
+
+As in the Wanda and SparseGPT reference code: capture the inputs of block 0; for block i, record
+the input statistics of all its prunable layers with hooks while running every calibration window
+through it, prune all of them, then run the block again so that its PRUNED outputs become the
+inputs of block i+1 (statistics of block i see the pruning of blocks < i). One loop serves every
+method, structure and architecture.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..calibration import capture_layer_inputs, record_inputs, run_layer
+from ..config import PruneConfig
+from ..models import (find_decoder_layers, find_prunable_layers, model_context_length,
+                      model_device, resolve_device, weight_matrix)
+from ..result import PruneResult
+from ..stats import CalibrationStats
+from .masks import achieved_sparsity, apply_keep_mask, nm_keep_mask, topk_keep_mask, \
+    wanda_variant_keep_mask
+from .owl import outlier_ratio, owl_block_sparsities
+from .scores import magnitude_scores, wanda_scores
+from .sparsegpt import sparsegpt_prune
+
+__all__ = ["BlockStep", "calibrate_blocks", "compute_keep_mask", "prune_layer", "prune_model",
+           "compute_owl_sparsities"]
+
+logger = logging.getLogger(__name__)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class BlockStep:
+    """One decoder block during sequential calibration (valid until the next step).
+
+    Set ``modified = True`` after changing the block's weights so that its outputs are recomputed
+    before they feed the next block.
+    """
+
+    index: int
+    name: str                                  # qualified name, e.g. "model.layers.3"
+    block: nn.Module
+    layers: dict[str, nn.Module]               # prunable layers by qualified name
+    stats: dict[str, CalibrationStats]
+    inputs: torch.Tensor                       # (n_samples, seq_len, hidden_size)
+    outputs: torch.Tensor                      # block outputs before any change this step
+    modified: bool = False
+
+
+def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: int = 8,
+                     hessian: bool = False, offload: bool = False,
+                     exec_device: str | torch.device = "auto",
+                     timings: dict | None = None, desc: str = "blocks") -> Iterator[BlockStep]:
+    """Yield every decoder block with the statistics of its layers' inputs, in order.
+
+    Args:
+        calib_ids: (n_samples, seq_len) token ids.
+        hessian: also accumulate SparseGPT's Hessian for every layer.
+        offload: move each block to ``exec_device`` only while it is processed.
+        timings: dict to which "capture_s" and "forward_s" seconds are added.
+    """
+    timings = timings if timings is not None else defaultdict(float)
+    prefix, blocks = find_decoder_layers(model)
+    device = resolve_device(exec_device) if offload else model_device(model)
+    start = time.perf_counter()
+    hidden, layer_kwargs = capture_layer_inputs(model, blocks[0], calib_ids,
+                                                batch_size=batch_size, store_device=device)
+    _sync(device)
+    timings["capture_s"] = timings.get("capture_s", 0.0) + time.perf_counter() - start
+    outputs = torch.empty_like(hidden)
+    for index, block in enumerate(tqdm(blocks, desc=desc, leave=False)):
+        home = next(block.parameters()).device
+        if offload:
+            block.to(device)
+        name = f"{prefix}.{index}"
+        layers = find_prunable_layers(block, name)
+        start = time.perf_counter()
+        make = (lambda _n, layer: CalibrationStats(weight_matrix(layer).shape[1],
+                                                   layer.weight.device, hessian=hessian))
+        with record_inputs(layers, make) as stats:
+            run_layer(block, hidden, layer_kwargs, batch_size=batch_size, out=outputs)
+        _sync(device)
+        timings["forward_s"] = timings.get("forward_s", 0.0) + time.perf_counter() - start
+        step = BlockStep(index, name, block, layers, stats, hidden, outputs)
+        yield step
+        if step.modified:
+            start = time.perf_counter()
+            run_layer(block, hidden, layer_kwargs, batch_size=batch_size, out=outputs)
+            _sync(device)
+            timings["forward_s"] += time.perf_counter() - start
+        if offload:
+            block.to(home)
+        hidden, outputs = outputs, hidden
+
+
+def compute_keep_mask(scores: torch.Tensor, sparsity: float, config: PruneConfig) -> torch.Tensor:
+    """Keep-mask from magnitude/Wanda scores under the config's structure and comparison group."""
+    if config.nm is not None:
+        return nm_keep_mask(scores, *config.nm)
+    if config.wanda_variant:
+        return wanda_variant_keep_mask(scores, sparsity)[0]
+    return topk_keep_mask(scores, sparsity, config.comparison_group)
+
+
+@torch.no_grad()
+def prune_layer(layer: nn.Module, stats: CalibrationStats | None, sparsity: float,
+                config: PruneConfig) -> tuple[torch.Tensor, float | None]:
+    """Prune one layer in place; returns (keep_mask (out, in) bool, SparseGPT loss or None)."""
+    weight = weight_matrix(layer)  # (out, in) view of the parameter
+    if config.method == "sparsegpt":
+        new_weight, keep_mask, loss = sparsegpt_prune(
+            weight, stats.hessian, sparsity, nm=config.nm, block_size=config.block_size,
+            percdamp=config.percdamp)
+        weight.copy_(new_weight.to(weight.dtype))
+        return keep_mask, loss
+    if config.method == "wanda":
+        scores = wanda_scores(weight, stats.input_sq_norm)
+    else:
+        scores = magnitude_scores(weight)
+    keep_mask = compute_keep_mask(scores, sparsity, config)
+    apply_keep_mask(layer, keep_mask)
+    return keep_mask, None
+
+
+def compute_owl_sparsities(model: nn.Module, calib_ids: torch.Tensor, config: PruneConfig,
+                           timings: dict | None = None) -> list[float]:
+    """OWL per-block sparsities from a dense sequential pass (Wanda scores' outlier ratios)."""
+    ratios = []
+    for step in calibrate_blocks(model, calib_ids, batch_size=config.batch_size,
+                                 offload=config.offload, exec_device=config.exec_device,
+                                 timings=timings, desc="OWL outlier ratios"):
+        scores = [wanda_scores(weight_matrix(layer), step.stats[name].input_sq_norm)
+                  for name, layer in step.layers.items()]
+        ratios.append(outlier_ratio(scores, config.owl_m))
+    sparsities = owl_block_sparsities(ratios, config.sparsity, config.owl_lambda)
+    logger.info("OWL outlier ratios %s -> block sparsities %s", ratios, sparsities)
+    return sparsities
+
+
+def _check_calib_ids(model: nn.Module, calib_ids: torch.Tensor | None) -> None:
+    if calib_ids is None:
+        raise ValueError("this method needs calibration data: pass calib_ids (n_samples, seq_len)")
+    if calib_ids.dim() != 2 or calib_ids.dtype not in (torch.long, torch.int):
+        raise ValueError(f"calib_ids must be integer token ids (n_samples, seq_len), got "
+                         f"{tuple(calib_ids.shape)} {calib_ids.dtype}")
+    context = model_context_length(model)
+    if context is not None and calib_ids.shape[1] > context:
+        raise ValueError(f"calibration seq_len {calib_ids.shape[1]} is longer than the model "
+                         f"allows ({context} tokens)")
+
+
+def _blocks_without_calibration(model: nn.Module) -> Iterator[BlockStep]:
+    prefix, blocks = find_decoder_layers(model)
+    for index, block in enumerate(blocks):
+        name = f"{prefix}.{index}"
+        yield BlockStep(index, name, block, find_prunable_layers(block, name), {},
+                        torch.empty(0), torch.empty(0))
+
+
+def prune_model(model: nn.Module, calib_ids: torch.Tensor | None = None,
+                config: PruneConfig | None = None, *, calibration: dict | None = None,
+                model_name: str | None = None) -> PruneResult:
+    """Prune every prunable layer of every decoder block of ``model`` in place.
+
+    Args:
+        model: a causal LM (see ``load_model``). Keep a ``WeightBackup`` to go back to dense.
+        calib_ids: (n_samples, seq_len) token ids; not needed for plain magnitude pruning.
+        config: method, sparsity, structure ... (default: Wanda, 50%, unstructured).
+        calibration: description of the calibration data, stored in the result.
+    Returns:
+        PruneResult with achieved sparsity per layer, keep-masks, input norms and timings.
+    """
+    config = config or PruneConfig()
+    if config.needs_calibration:
+        _check_calib_ids(model, calib_ids)
+    timings: dict[str, float] = defaultdict(float)
+    start = time.perf_counter()
+    result = PruneResult(config, calibration, model_name,
+                         keep_masks={} if config.store_masks else None)
+    block_targets = compute_owl_sparsities(model, calib_ids, config, timings) if config.owl else None
+    if block_targets is not None:
+        timings["owl_s"] = time.perf_counter() - start
+    steps = (calibrate_blocks(model, calib_ids, batch_size=config.batch_size,
+                              hessian=config.method == "sparsegpt", offload=config.offload,
+                              exec_device=config.exec_device, timings=timings,
+                              desc=f"pruning ({config.label()})")
+             if config.method != "magnitude" else _blocks_without_calibration(model))
+    for step in steps:
+        sparsity = block_targets[step.index] if block_targets else config.sparsity
+        result.block_sparsity.append(sparsity)
+        _prune_block(step, sparsity, config, result, timings)
+        step.modified = True
+    timings["total_s"] = time.perf_counter() - start
+    result.timings = dict(timings)
+    return result
+
+
+def _prune_block(step: BlockStep, sparsity: float, config: PruneConfig, result: PruneResult,
+                 timings: dict) -> None:
+    for name, layer in step.layers.items():
+        device = layer.weight.device
+        start = time.perf_counter()
+        keep_mask, loss = prune_layer(layer, step.stats.get(name), sparsity, config)
+        _sync(device)
+        timings["prune_s"] += time.perf_counter() - start
+        out_features, in_features = keep_mask.shape
+        result.layer_shapes[name] = (out_features, in_features)
+        result.target_sparsity[name] = sparsity
+        result.layer_sparsity[name] = achieved_sparsity(keep_mask)
+        if name in step.stats:
+            result.input_sq_norm[name] = step.stats[name].input_sq_norm.cpu()
+        if loss is not None:
+            result.losses[name] = loss
+        if result.keep_masks is not None:
+            result.keep_masks[name] = keep_mask.cpu()
+        step.stats.pop(name, None)  # free the Hessian before the next layer

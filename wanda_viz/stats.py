@@ -1,0 +1,76 @@
+"""Per-layer input statistics, accumulated from forward hooks during calibration.
+
+``InputNormStats`` is the Wanda statistic (locuslab/wanda lib/layerwrapper.py): per input channel j,
+the running mean over calibration sequences of ``||X_j||^2`` (squared L2 norm over the tokens).
+``HessianStats`` is SparseGPT's ``H = 2/n X X^T`` (IST-DASLab/sparsegpt sparsegpt.py add_batch).
+Both accumulate in float32 even for fp16/bf16 models and use the reference's running-mean update
+``s *= n/(n+k); n += k; s += ...`` (k = sequences in the batch).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["STATS_DTYPE", "InputNormStats", "HessianStats", "CalibrationStats"]
+
+STATS_DTYPE = torch.float32  # accumulate in fp32 even for fp16/bf16 models
+
+
+def _as_tokens(inp: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(batch, seq, in) or (seq, in) -> ((tokens, in) in fp32, number of sequences)."""
+    n_sequences = inp.shape[0] if inp.dim() == 3 else 1
+    return inp.reshape(-1, inp.shape[-1]).to(STATS_DTYPE), n_sequences
+
+
+class InputNormStats:
+    """Wanda's ``input_sq_norm``: (in_features,) mean over sequences of sum_t x_tj^2."""
+
+    def __init__(self, in_features: int, device: torch.device | str = "cpu"):
+        self.input_sq_norm = torch.zeros(in_features, dtype=STATS_DTYPE, device=device)
+        self.n_samples = 0  # calibration sequences seen
+
+    def add_batch(self, inp: torch.Tensor) -> None:
+        tokens, k = _as_tokens(inp)  # (T, in)
+        self.input_sq_norm *= self.n_samples / (self.n_samples + k)
+        self.n_samples += k
+        self.input_sq_norm += tokens.square().sum(dim=0) / self.n_samples
+
+
+class HessianStats:
+    """SparseGPT's ``hessian``: (in, in) running mean of 2 x x^T over calibration sequences."""
+
+    def __init__(self, in_features: int, device: torch.device | str = "cpu"):
+        self.hessian = torch.zeros(in_features, in_features, dtype=STATS_DTYPE, device=device)
+        self.n_samples = 0
+
+    def add_batch(self, inp: torch.Tensor) -> None:
+        tokens, k = _as_tokens(inp)  # (T, in)
+        self.hessian *= self.n_samples / (self.n_samples + k)
+        self.n_samples += k
+        tokens = math.sqrt(2 / self.n_samples) * tokens
+        self.hessian += tokens.t() @ tokens
+
+
+class CalibrationStats:
+    """What a pruning method needs of one layer's inputs: the Wanda norm, optionally the Hessian.
+
+    The input norm is always kept (it is cheap, and the visualisations reuse it).
+    """
+
+    def __init__(self, in_features: int, device: torch.device | str, *, hessian: bool = False):
+        self.norms = InputNormStats(in_features, device)
+        self.hess = HessianStats(in_features, device) if hessian else None
+
+    def add_batch(self, inp: torch.Tensor) -> None:
+        self.norms.add_batch(inp)
+        if self.hess is not None:
+            self.hess.add_batch(inp)
+
+    @property
+    def input_sq_norm(self) -> torch.Tensor:
+        return self.norms.input_sq_norm
+
+    @property
+    def hessian(self) -> torch.Tensor | None:
+        return self.hess.hessian if self.hess is not None else None
