@@ -125,9 +125,9 @@ def sample_calibration_windows(ids: torch.Tensor, n_samples: int, seq_len: int,
     """
     ids = ids.reshape(1, -1)
     n_tokens = ids.shape[1]
-    if n_tokens <= seq_len + 1:
+    if n_tokens < seq_len + 1:  # the reference's randint(0, n_tokens - seq_len - 1) needs >= 0
         raise ValueError(f"the calibration text has {n_tokens} tokens; it needs more than "
-                         f"seq_len + 1 = {seq_len + 1} (use more text or a shorter seq_len)")
+                         f"seq_len = {seq_len} (use more text or a shorter seq_len)")
     rng = random.Random(seed)  # same stream as random.seed(seed); random.randint(...)
     starts = [rng.randint(0, n_tokens - seq_len - 1) for _ in range(n_samples)]
     return torch.cat([ids[:, i:i + seq_len] for i in starts], dim=0)
@@ -195,6 +195,8 @@ def get_eval_ids(tokenizer, *, source: str | None = "wikitext2", text: str | Non
     """
     if text is not None:
         return tokenize_text(tokenizer, text), f"pasted text ({len(text)} characters)"
+    if source is None:
+        raise ValueError("give an evaluation source (dataset name or file) or text")
     if source == "wikitext2":
         return tokenize_text(tokenizer, load_wikitext2_text("test", data_dir)), "WikiText-2 raw test"
     if source == "wikitext2-valid":

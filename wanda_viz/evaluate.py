@@ -45,6 +45,8 @@ def perplexity(model: nn.Module, eval_ids: torch.Tensor, seq_len: int | None = N
         max_windows: evaluate only the first windows (quick looks); None = all.
         batch_size: windows per forward pass.
     """
+    if max_windows is not None and max_windows < 1:
+        raise ValueError(f"max_windows must be at least 1 (or None for all), got {max_windows}")
     context = model_context_length(model)
     seq_len = seq_len or min(context or 2048, 2048)
     if context is not None and seq_len > context:

@@ -67,7 +67,8 @@ def _looks_local(name: str) -> bool:
 def _check_causal(name: str, *, revision: str | None, trust_remote_code: bool):
     """Load the config and refuse models that are not causal LMs, with a readable reason."""
     from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
     config = AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
     remote = bool(getattr(config, "auto_map", None)) and trust_remote_code
@@ -75,6 +76,14 @@ def _check_causal(name: str, *, revision: str | None, trust_remote_code: bool):
         raise ValueError(
             f"{name!r} is a {config.model_type!r} model, which is not a causal language model "
             "(no AutoModelForCausalLM class); choose a decoder-only LM such as GPT-2, OPT or LLaMA")
+    # BERT-like encoders map to *ForCausalLM heads too, but without is_decoder=True they stay
+    # bidirectional (transformers only warns), so perplexity and pruning would be meaningless.
+    if (not remote and getattr(config, "is_decoder", None) is False
+            and not getattr(config, "is_encoder_decoder", False)
+            and config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES):
+        raise ValueError(
+            f"{name!r} is a {config.model_type!r} encoder (masked LM, is_decoder=False), which is "
+            "not a causal language model; choose a decoder-only LM such as GPT-2, OPT or LLaMA")
     return config
 
 

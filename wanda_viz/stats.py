@@ -17,21 +17,30 @@ __all__ = ["STATS_DTYPE", "InputNormStats", "HessianStats", "CalibrationStats"]
 STATS_DTYPE = torch.float32  # accumulate in fp32 even for fp16/bf16 models
 
 
-def _as_tokens(inp: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(batch, seq, in) or (seq, in) -> ((tokens, in) in fp32, number of sequences)."""
+def _as_tokens(inp: torch.Tensor, seq_len: int | None = None) -> tuple[torch.Tensor, int]:
+    """(batch, seq, in) or (seq, in) -> ((tokens, in) in fp32, number of sequences).
+
+    NOTE: some blocks flatten (batch * seq, in) before their MLP (OPT's fc1/fc2); with ``seq_len``
+    known, such a 2-D input counts as ``rows // seq_len`` sequences, so batching cannot change
+    the running mean (the reference feeds one sequence at a time and never sees this case).
+    """
     n_sequences = inp.shape[0] if inp.dim() == 3 else 1
+    if inp.dim() == 2 and seq_len and inp.shape[0] > seq_len and inp.shape[0] % seq_len == 0:
+        n_sequences = inp.shape[0] // seq_len
     return inp.reshape(-1, inp.shape[-1]).to(STATS_DTYPE), n_sequences
 
 
 class InputNormStats:
     """Wanda's ``input_sq_norm``: (in_features,) mean over sequences of sum_t x_tj^2."""
 
-    def __init__(self, in_features: int, device: torch.device | str = "cpu"):
+    def __init__(self, in_features: int, device: torch.device | str = "cpu",
+                 seq_len: int | None = None):
         self.input_sq_norm = torch.zeros(in_features, dtype=STATS_DTYPE, device=device)
         self.n_samples = 0  # calibration sequences seen
+        self.seq_len = seq_len
 
     def add_batch(self, inp: torch.Tensor) -> None:
-        tokens, k = _as_tokens(inp)  # (T, in)
+        tokens, k = _as_tokens(inp, self.seq_len)  # (T, in)
         self.input_sq_norm *= self.n_samples / (self.n_samples + k)
         self.n_samples += k
         self.input_sq_norm += tokens.square().sum(dim=0) / self.n_samples
@@ -40,12 +49,14 @@ class InputNormStats:
 class HessianStats:
     """SparseGPT's ``hessian``: (in, in) running mean of 2 x x^T over calibration sequences."""
 
-    def __init__(self, in_features: int, device: torch.device | str = "cpu"):
+    def __init__(self, in_features: int, device: torch.device | str = "cpu",
+                 seq_len: int | None = None):
         self.hessian = torch.zeros(in_features, in_features, dtype=STATS_DTYPE, device=device)
         self.n_samples = 0
+        self.seq_len = seq_len
 
     def add_batch(self, inp: torch.Tensor) -> None:
-        tokens, k = _as_tokens(inp)  # (T, in)
+        tokens, k = _as_tokens(inp, self.seq_len)  # (T, in)
         self.hessian *= self.n_samples / (self.n_samples + k)
         self.n_samples += k
         tokens = math.sqrt(2 / self.n_samples) * tokens
@@ -58,9 +69,10 @@ class CalibrationStats:
     The input norm is always kept (it is cheap, and the visualisations reuse it).
     """
 
-    def __init__(self, in_features: int, device: torch.device | str, *, hessian: bool = False):
-        self.norms = InputNormStats(in_features, device)
-        self.hess = HessianStats(in_features, device) if hessian else None
+    def __init__(self, in_features: int, device: torch.device | str, *, hessian: bool = False,
+                 seq_len: int | None = None):
+        self.norms = InputNormStats(in_features, device, seq_len)
+        self.hess = HessianStats(in_features, device, seq_len) if hessian else None
 
     def add_batch(self, inp: torch.Tensor) -> None:
         self.norms.add_batch(inp)

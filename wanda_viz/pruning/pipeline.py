@@ -88,7 +88,8 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
         layers = find_prunable_layers(block, name)
         start = time.perf_counter()
         make = (lambda _n, layer: CalibrationStats(weight_matrix(layer).shape[1],
-                                                   layer.weight.device, hessian=hessian))
+                                                   layer.weight.device, hessian=hessian,
+                                                   seq_len=hidden.shape[1]))
         with record_inputs(layers, make) as stats:
             run_layer(block, hidden, layer_kwargs, batch_size=batch_size, out=outputs)
         _sync(device)

@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from .masks import check_nm
+from .masks import check_nm, lowest_k_mask
 
 __all__ = ["sparsegpt_prune", "sparsegpt_saliency", "inverse_hessian_cholesky"]
 
@@ -110,7 +110,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
             # One threshold over all rows of the block: row sparsity varies (section 3.4).
             saliency = W1.square() / d_block.square()
             k = int(saliency.numel() * sparsity)
-            prune1.view(-1)[torch.sort(saliency.flatten(), stable=True)[1][:k]] = True
+            prune1 = lowest_k_mask(saliency.flatten(), k, dim=0).view(prune1.shape)
         for i in range(count):
             w = W1[:, i]
             d = Hinv1[i, i]
