@@ -61,10 +61,11 @@ def _training_section(train: dict) -> str:
              f"- Optimiser: AdamW, peak lr {cfg.get('lr')}, warmup {cfg.get('warmup_steps')} steps, "
              f"cosine decay to {cfg.get('min_lr_ratio')} x, weight decay {cfg.get('weight_decay')} on "
              "linear weights only, gradient clipping 1.0, seed 0.",
-             "- Reproduce: `" + str(train.get("command", "python scripts/train_demo_model.py "
-                                            "--data-dir ../shared/data --time-budget 100 --seed 0"))
-             + "` (the run was interrupted once and continued with `--resume`; the schedule and "
-             "data order resume exactly).", ""]
+             "- Reproduce: `python scripts/train_demo_model.py --data-dir ../shared/data "
+             "--time-budget 100 --seed 0` (the shipped run; it was interrupted twice and continued "
+             "with `--resume`, which restores the schedule and data order exactly: last command "
+             f"`{train.get('command', '')}`). A wall-clock budget makes the token count depend "
+             f"on the machine; `--max-tokens {train.get('tokens_seen', 0)}` fixes it instead.", ""]
     return "\n".join(lines)
 
 

@@ -187,4 +187,4 @@ def _register_optional_commands() -> None:
         importlib.import_module(module)
 
 
-ANALYSIS_COMMAND_MODULES: tuple[str, ...] = ()
+ANALYSIS_COMMAND_MODULES: tuple[str, ...] = ("wanda_viz.analysis.cli",)

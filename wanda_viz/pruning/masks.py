@@ -18,6 +18,11 @@ __all__ = ["lowest_k_mask", "topk_keep_mask", "nm_keep_mask", "wanda_variant_kee
            "apply_keep_mask", "achieved_sparsity", "check_nm"]
 
 
+def _sorted_lowest_k(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    return mask.scatter_(dim, torch.sort(scores, dim=dim, stable=True)[1].narrow(dim, 0, k), True)
+
+
 def lowest_k_mask(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """Bool mask of the ``k`` lowest scores along ``dim``, True = among the lowest.
 
@@ -26,11 +31,13 @@ def lowest_k_mask(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """
     if k <= 0:
         return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    # NOTE: kthvalue is only measured faster on CPU (benchmarks/BENCHMARKS.md); CUDA's kthvalue
+    # runs one thread block per slice, which may be slow for a whole flattened layer.
+    if scores.device.type != "cpu":
+        return _sorted_lowest_k(scores, k, dim)
     kth = torch.kthvalue(scores, k, dim=dim, keepdim=True).values
     if torch.isnan(kth).any():  # NaN never compares equal; keep the sort's ordering for it
-        mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        return mask.scatter_(dim, torch.sort(scores, dim=dim, stable=True)[1].narrow(dim, 0, k),
-                             True)
+        return _sorted_lowest_k(scores, k, dim)
     lower = scores < kth
     tied = scores == kth
     needed = k - lower.sum(dim=dim, keepdim=True)  # ties to take, per group

@@ -1,0 +1,127 @@
+"""A real headless Chromium drives the dashboard: default flow, every tab renders its plots.
+
+Needs Debian's /usr/bin/chromium (``.ci/install_browser.sh``); Playwright's own browser download
+cannot work offline, so the python package's bundled driver launches that executable. Screenshots
+go to ``tmp_path``, or to ``$WANDA_VIZ_SCREENSHOTS`` (e.g. docs/screenshots) when set. With
+``WANDA_VIZ_BROWSER_REAL=1`` the embedded demo model and ``$WANDA_VIZ_DATA`` are used instead of
+the tiny test checkpoint (for the README screenshots).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from test_app_client import _free_port
+from test_ui_handlers import save_tiny_checkpoint, write_tiny_data
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 60_000  # the first prune on 2 shared CPU cores
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    monkeypatch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("browser")
+    if os.environ.get("WANDA_VIZ_BROWSER_REAL") != "1":
+        monkeypatch.setenv("WANDA_VIZ_MODEL", str(save_tiny_checkpoint(root / "model")))
+        monkeypatch.setenv("WANDA_VIZ_DATA", str(write_tiny_data(root / "data")))
+    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(root / "sweeps"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    from wanda_viz.ui import build_demo
+    from wanda_viz.ui.cache import MODELS
+    MODELS.clear()
+    demo = build_demo()
+    port = _free_port()
+    demo.queue(default_concurrency_limit=1).launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    MODELS.clear()
+    monkeypatch.undo()
+
+
+@pytest.fixture
+def page(app_url):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("WANDA_VIZ_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def _wait_for_plots(page, count: int) -> None:
+    """Wait until ``count`` Plotly charts are visible in the open tab."""
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(e => e.offsetParent !== null).length >= n", arg=count, timeout=TIMEOUT_MS)
+
+
+def _click(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+
+
+def test_default_flow_renders_every_tab(page, tmp_path):
+    shots = _shots(tmp_path)
+    _click(page, "Prune")
+    page.get_by_text("Dense perplexity").wait_for()
+    _wait_for_plots(page, 1)
+    page.screenshot(path=str(shots / "1-model-and-data.png"), full_page=True)
+
+    _open_tab(page, "2. Outlier features")
+    _wait_for_plots(page, 3)  # top-k vs median, heatmap, input norms
+    page.screenshot(path=str(shots / "2-outlier-features.png"), full_page=True)
+
+    _open_tab(page, "3. Scores")
+    _wait_for_plots(page, 1)  # filled automatically after the prune
+    page.screenshot(path=str(shots / "3-scores.png"), full_page=True)
+
+    _open_tab(page, "4. Masks: per-row vs per-layer")
+    _wait_for_plots(page, 2)
+    _click(page, "Run the comparison-group ablation")
+    _wait_for_plots(page, 3)
+    page.screenshot(path=str(shots / "4-masks.png"), full_page=True)
+
+    _open_tab(page, "5. Perplexity vs sparsity")
+    _click(page, "Run or extend the sweep")
+    _wait_for_plots(page, 1)
+    page.wait_for_function("() => document.body.innerText.includes('.html')")  # the downloads
+    page.screenshot(path=str(shots / "5-sweep.png"), full_page=True)
+
+    _open_tab(page, "6. Generate")
+    _click(page, "Generate")
+    _wait_for_plots(page, 1)
+    page.screenshot(path=str(shots / "6-generate.png"), full_page=True)
+
+
+def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):
+    box = page.get_by_label("Model", exact=True)
+    box.fill("not a model id!")
+    box.press("Enter")
+    _click(page, "Prune")
+    page.get_by_text("is not a Hugging Face model id").first.wait_for()
+    box.fill("embedded demo model")
+    box.press("Enter")
+    _click(page, "Prune")
+    page.get_by_text("Dense perplexity").wait_for()

@@ -1,0 +1,38 @@
+"""Analyses behind the visualisations: pure functions usable from the UI, the CLI and notebooks.
+
+* outliers: LLM.int8 outlier features and massive activations (arXiv 2208.07339, 2402.17762)
+* scores: |W|, Wanda and SparseGPT score distributions, thresholds, agreement
+* groups: per-row vs per-layer masks and the comparison-group ablation (Wanda, Table 8)
+* sweep: methods x sparsities x structures, cached on disk
+* generation: dense vs pruned continuations, token by token
+* export: tables to CSV / JSON
+"""
+from .export import export_table, table_to_records
+from .generation import GenerationComparison, Variant, compare_generations, first_divergence
+from .groups import (CATEGORY_LABELS, GroupComparison, compare_group_masks, group_ablation,
+                     mask_categories)
+from .outliers import (OUTLIER_MAGNITUDE, ActivationReport, collect_activation_report,
+                       find_massive_activations, find_outlier_features, input_norm_table,
+                       layer_magnitude_table)
+from .scores import (SCORE_METHODS, ScoreReport, analyze_layer_scores, collect_layer_stats,
+                     compute_layer_scores, group_keep_mask, pruned_overlap, rank_values,
+                     score_agreement, score_thresholds, spearman_correlation)
+from .sweep import (CACHE_ENV, SWEEP_COLUMNS, default_cache_dir, file_sha256,
+                    load_cached_sweep, model_fingerprint, point_key, run_sweep, sweep_points,
+                    tensor_sha256, text_sha256)
+
+__all__ = [
+    "export_table", "table_to_records",
+    "GenerationComparison", "Variant", "compare_generations", "first_divergence",
+    "CATEGORY_LABELS", "GroupComparison", "compare_group_masks", "group_ablation",
+    "mask_categories",
+    "OUTLIER_MAGNITUDE", "ActivationReport", "collect_activation_report",
+    "find_massive_activations", "find_outlier_features", "input_norm_table",
+    "layer_magnitude_table",
+    "SCORE_METHODS", "ScoreReport", "analyze_layer_scores", "collect_layer_stats",
+    "compute_layer_scores", "group_keep_mask", "pruned_overlap", "rank_values",
+    "score_agreement", "score_thresholds", "spearman_correlation",
+    "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "load_cached_sweep",
+    "model_fingerprint", "point_key", "run_sweep", "sweep_points", "tensor_sha256",
+    "text_sha256",
+]

@@ -1,0 +1,20 @@
+"""Figures: pure functions, analysis results in -> ``plotly.graph_objects.Figure`` out.
+
+Every figure has a title, axis titles with units, the protocol as a caption (the title's
+subtitle, ``fig.layout.title.subtitle.text``) and a fixed colour per method (``METHOD_COLORS``).
+Nothing here touches a model.
+"""
+from ._style import CATEGORY_COLORS, METHOD_COLORS, STRUCTURE_SYMBOLS, finish_figure, method_color
+from .activations import plot_input_norms, plot_layer_magnitudes, plot_residual_heatmap
+from .masks import (plot_group_ablation, plot_mask_categories, plot_row_sparsity,
+                    plot_score_histograms)
+from .report import write_sweep_report
+from .results import plot_generation_probs, plot_layer_sparsity, plot_sweep, sweep_caption
+
+__all__ = [
+    "CATEGORY_COLORS", "METHOD_COLORS", "STRUCTURE_SYMBOLS", "finish_figure", "method_color",
+    "plot_input_norms", "plot_layer_magnitudes", "plot_residual_heatmap",
+    "plot_group_ablation", "plot_mask_categories", "plot_row_sparsity", "plot_score_histograms",
+    "write_sweep_report", "plot_generation_probs", "plot_layer_sparsity", "plot_sweep",
+    "sweep_caption",
+]

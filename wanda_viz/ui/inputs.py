@@ -1,0 +1,71 @@
+"""Tab 1's primitive UI values -> validated specs (model, calibration, evaluation) and host limits.
+
+Every limit is checked here, before any model is touched, so a bad value costs nothing.
+"""
+from __future__ import annotations
+
+from ..data import DataUnavailableError, list_text_files, read_text_file, resolve_data_dir
+from .cache import resolve_model_source
+from .engine import CalibSpec, EvalSpec, ModelSpec
+from .settings import EMBEDDED, Limits, get_limits
+
+__all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "check_range",
+           "build_specs"]
+
+PASTE, UPLOAD = "pasted text", "uploaded .txt file"
+_NAMED = ("wikitext2", "wikitext2-valid", "c4")
+
+
+def calibration_choices() -> list[str]:
+    """Named datasets, pasted/uploaded text and every text file of the data folder."""
+    try:
+        root = resolve_data_dir()
+        files = [str(p.relative_to(root)) for p in list_text_files(root)] if root else []
+    except DataUnavailableError:
+        files = []
+    return [*_NAMED, PASTE, UPLOAD, *files]
+
+
+def default_calibration() -> str:
+    """WikiText-2 train (reference) when the data folder has it, else its validation split."""
+    try:
+        root = resolve_data_dir()
+    except DataUnavailableError:
+        root = None
+    if root is None or (root / "wikitext-2-raw" / "wiki.train.raw").is_file():
+        return "wikitext2"
+    return "wikitext2-valid" if (root / "wikitext-2-raw" / "wiki.valid.raw").is_file() else PASTE
+
+
+def check_range(name: str, value, low, high) -> None:
+    if value is None or not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high} on this host, got {value}")
+
+
+def _calib_text(calib_source: str, calib_text: str | None, calib_file) -> str | None:
+    if calib_source == PASTE:
+        if not (calib_text or "").strip():
+            raise ValueError("the pasted calibration text is empty")
+        return calib_text
+    if calib_source == UPLOAD:
+        if not calib_file:
+            raise ValueError("upload a .txt file for calibration")
+        return read_text_file(calib_file if isinstance(calib_file, str) else calib_file.name)
+    return None
+
+
+def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_file, n_samples,
+                seq_len, seed, eval_source, eval_windows
+                ) -> tuple[ModelSpec, CalibSpec, EvalSpec, Limits]:
+    """Validate tab 1's values against the host limits; build the model, calibration, eval specs."""
+    limits = get_limits()
+    check_range("n_samples", n_samples, 1, limits.max_samples)
+    check_range("seq_len", seq_len, 8, limits.max_seq_len)
+    check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows)
+    source = resolve_model_source(model_choice, limits)
+    label = "embedded demo model" if model_choice == EMBEDDED else model_choice.strip()
+    text = _calib_text(calib_source, calib_text, calib_file)
+    calib = CalibSpec(None if text is not None else calib_source, text, int(n_samples),
+                      int(seq_len), int(seed or 0))
+    evaluation = EvalSpec(None if eval_source == "none" else eval_source, int(eval_windows))
+    return ModelSpec(source, label, device, dtype), calib, evaluation, limits

@@ -1,0 +1,77 @@
+"""Host limits of the dashboard, read from environment variables at each call (no globals).
+
+A free CPU Space has 2 vCPUs and 16 GB: the defaults keep one prune + evaluation of the embedded
+model within seconds and refuse hub models that would not fit. A GPU host raises them with env vars:
+
+| variable | default (CPU / CUDA) | meaning |
+|---|---|---|
+| WANDA_VIZ_MODEL | embedded demo model | default model (path or hub id) |
+| WANDA_VIZ_ALLOW_LOCAL | 0 | allow arbitrary local folders typed by users |
+| WANDA_VIZ_ALLOW_REMOTE_CODE | 0 | allow checkpoints that ship their own code |
+| WANDA_VIZ_MAX_PARAMS | 200e6 / 3e9 | largest hub model (parameters) |
+| WANDA_VIZ_MAX_MODELS | 1 | models kept in memory (LRU) |
+| WANDA_VIZ_MAX_SAMPLES | 32 / 128 | calibration windows |
+| WANDA_VIZ_MAX_SEQ_LEN | 256 / 2048 | tokens per calibration / evaluation window |
+| WANDA_VIZ_MAX_EVAL_WINDOWS | 16 / 64 | perplexity windows |
+| WANDA_VIZ_MAX_NEW_TOKENS | 64 / 256 | generation length |
+| WANDA_VIZ_MAX_RUNS | 6 | pruned runs kept per browser session (oldest dropped) |
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["MODEL_ENV", "EMBEDDED", "HUB_MODELS", "Limits", "get_limits", "default_model"]
+
+MODEL_ENV = "WANDA_VIZ_MODEL"
+EMBEDDED = "embedded demo model"          # dropdown label of the default model
+HUB_MODELS = ("gpt2", "facebook/opt-125m", "EleutherAI/pythia-160m",
+              "HuggingFaceTB/SmolLM2-135M", "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+
+
+def _env_number(name: str, cpu_default: float, gpu_default: float) -> float:
+    raw = os.environ.get(name)
+    if raw:
+        return float(raw)
+    return gpu_default if torch.cuda.is_available() else cpu_default
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What this host allows one request to do."""
+
+    max_params: float
+    max_models: int
+    max_samples: int
+    max_seq_len: int
+    max_eval_windows: int
+    max_new_tokens: int
+    max_runs: int
+    allow_local: bool
+    allow_remote_code: bool
+
+
+def get_limits() -> Limits:
+    """The limits in force now (environment variables, else CPU or CUDA defaults)."""
+    return Limits(
+        max_params=_env_number("WANDA_VIZ_MAX_PARAMS", 200e6, 3e9),
+        max_models=int(_env_number("WANDA_VIZ_MAX_MODELS", 1, 1)),
+        max_samples=int(_env_number("WANDA_VIZ_MAX_SAMPLES", 32, 128)),
+        max_seq_len=int(_env_number("WANDA_VIZ_MAX_SEQ_LEN", 256, 2048)),
+        max_eval_windows=int(_env_number("WANDA_VIZ_MAX_EVAL_WINDOWS", 16, 64)),
+        max_new_tokens=int(_env_number("WANDA_VIZ_MAX_NEW_TOKENS", 64, 256)),
+        max_runs=int(_env_number("WANDA_VIZ_MAX_RUNS", 6, 6)),
+        allow_local=_env_flag("WANDA_VIZ_ALLOW_LOCAL"),
+        allow_remote_code=_env_flag("WANDA_VIZ_ALLOW_REMOTE_CODE"),
+    )
+
+
+def default_model() -> str | None:
+    """The model behind the EMBEDDED entry: $WANDA_VIZ_MODEL, else None (= assets/demo-model)."""
+    return os.environ.get(MODEL_ENV) or None

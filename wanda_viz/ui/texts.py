@@ -1,0 +1,60 @@
+"""Short explanations shown at the top of each tab, written for a teacher preparing a lesson."""
+from __future__ import annotations
+
+__all__ = ["INTRO", "MODEL_TAB", "OUTLIERS_TAB", "SCORES_TAB", "MASKS_TAB", "SWEEP_TAB",
+           "GENERATE_TAB"]
+
+INTRO = """# wanda-viz: why can half of an LLM's weights be removed?
+Prune a causal language model with **magnitude**, **Wanda** (|W| x input-activation norm, compared
+per output row; [arXiv 2306.11695](https://arxiv.org/abs/2306.11695)) or **SparseGPT**
+([arXiv 2301.00774](https://arxiv.org/abs/2301.00774)), then look at the evidence: a few hidden
+channels carry huge activations, and Wanda protects the weights that read them.
+Start in tab 1 with the defaults (the embedded demo model): one click fills every tab."""
+
+MODEL_TAB = """**What it does.** Loads the model (hub models only on request; the host may refuse
+large ones or ones that ship their own code), draws calibration windows with the reference sampler
+(random windows of `seq_len` tokens, Python `random` seeded), prunes block by block (each block's
+statistics see the already pruned blocks before it) and measures perplexity by the reference
+protocol (non-overlapping windows of the same `seq_len`). The dense model in memory is never
+changed: each run is kept as your own small result (masks, statistics, timings).
+**Why it matters.** Magnitude, Wanda and SparseGPT differ only in *which* weights they remove; a
+preset runs them on exactly the same windows so the perplexities are comparable."""
+
+OUTLIERS_TAB = """**What it shows.** The residual stream (decoder block outputs) of the *dense*
+model on the calibration windows: per layer the three largest |h| against the median, a layers x
+channels map, LLM.int8 outlier features (|h| >= 6 in >= 25% of layers and >= 6% of positions,
+[arXiv 2208.07339](https://arxiv.org/abs/2208.07339)) and massive activations (|h| over 100 and
+over 1000 x the median, [arXiv 2402.17762](https://arxiv.org/abs/2402.17762)), and the tokens
+that carry them (often the first token or a delimiter). **Why it matters for Wanda.** Its score
+multiplies |W| by the input-channel norm ||X_j||: a small weight reading a huge channel is kept,
+which magnitude pruning would delete. A tiny demo model shows weaker outliers than a 7B model."""
+
+SCORES_TAB = """**What it shows.** For one layer of the dense model, the distribution of the three
+scores: magnitude |W|, Wanda |W| x ||X_j||, SparseGPT W^2 / [H^-1]_jj^2 (first 128-column block's
+view), each with the threshold its comparison group implies at the chosen sparsity (one per layer
+for magnitude, one per output row for Wanda, one per 128-column block for SparseGPT), and how much
+the methods agree (Spearman rank correlation, overlap of the pruned sets).
+**Why it matters.** The scores rank weights differently; where they disagree is where the input
+statistics change the decision."""
+
+MASKS_TAB = """**What it shows.** The same Wanda scores turned into a mask two ways: per output row
+(each row loses exactly the target share, Wanda's choice) or with one threshold per layer. The
+histogram shows how unequal rows become under one threshold; the map shows a 64 x 64 corner of
+the layer. The ablation button prunes the whole model with each comparison group (row, layer,
+input) for Wanda and magnitude and reports perplexity (the paper's comparison-group ablation).
+**Why it matters.** The comparison group is half of Wanda's recipe: per-row comparison keeps every
+output neuron alive."""
+
+SWEEP_TAB = """**What it shows.** Perplexity against sparsity for each method (lines) and N:M
+structures (markers), with the dense model as a reference line. Points already computed for the
+same model, calibration windows and protocol are read from the on-disk cache, so a sweep can be
+extended cheaply. Downloads: CSV, JSON and a standalone HTML report with the protocol.
+**Why it matters.** The gap between methods opens at high sparsity; one point never tells the
+story."""
+
+GENERATE_TAB = """**What it shows.** The same prompt continued by the dense model and by one pruned
+run with identical decoding settings (greedy by default, or seeded sampling). Tokens that differ
+from the dense continuation are highlighted; the plot gives the probability of each chosen token.
+Tokens/s compares dense and pruned models on the same dense kernels: unstructured zeros give no
+speedup. **Why it matters.** Perplexity is an average; text shows where a pruned model first goes
+its own way."""

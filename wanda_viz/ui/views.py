@@ -1,0 +1,161 @@
+"""Text and table views of a session's results (pure: Session -> Markdown / DataFrame / lists).
+
+Every number leaves here with its protocol next to it (docs PROTOCOLS.md): the calibration windows,
+the perplexity protocol, and the pruning time measured as the Wanda paper does (scores, masks and
+weight updates only, calibration forward passes reported apart).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..analysis import (GenerationComparison, GroupComparison, ScoreReport,
+                        find_massive_activations, find_outlier_features, layer_magnitude_table)
+from .engine import Session
+
+__all__ = ["SPEED_NOTE", "calibration_caption", "summary_markdown", "runs_table",
+           "run_choices", "layer_choices", "highlighted_tokens", "generation_table",
+           "outlier_tables", "token_view", "thresholds_table", "mask_markdown",
+           "ablation_protocol", "sweep_table", "empty_message"]
+
+SPEED_NOTE = (
+    "**Speed, honestly:** unstructured zeros are stored in dense tensors, so they make the model "
+    "neither faster nor smaller. 2:4 sparsity can use semi-structured kernels "
+    "(`torch.sparse.to_sparse_semi_structured`, compute capability >= 8.0) but often gives little "
+    "or negative speedup on small or decode shapes. Tokens/s (tab 6) compare dense and pruned "
+    "models with the same dense kernels.")
+
+
+def empty_message(what: str) -> str:
+    return f"*No {what} yet: run a prune (tab 1) or the button above.*"
+
+
+def calibration_caption(calibration: dict | None) -> str:
+    """'wikitext2, 32 windows x 256 tokens, seed 0' (the reference sampler)."""
+    if not calibration:
+        return "no calibration"
+    return (f"{calibration['source']}, {calibration['n_samples']} windows x "
+            f"{calibration['seq_len']} tokens, seed {calibration['seed']} (reference sampler)")
+
+
+def summary_markdown(session: Session) -> str:
+    """Model, calibration and perplexity protocols, dense perplexity and the speed note."""
+    if session.model is None:
+        return empty_message("results")
+    lines = [f"**Model:** {session.model.label} ({session.model_info})",
+             f"**Calibration:** {calibration_caption(session.calibration)}"]
+    if session.eval_protocol:
+        lines.append(f"**Perplexity protocol:** {session.eval_protocol}")
+        lines.append(f"**Dense perplexity:** {session.dense_perplexity:.3f}")
+    else:
+        lines.append("**Perplexity:** not evaluated (evaluation set to none)")
+    lines.append("**Pruning time:** scores + masks + weight updates only (as in the Wanda paper); "
+                 "calibration forward passes are listed apart.")
+    return "\n\n".join(lines + [SPEED_NOTE])
+
+
+def runs_table(session: Session) -> pd.DataFrame:
+    """One row per pruned run of the session."""
+    rows = []
+    for label, run in session.runs.items():
+        config, timings = run.result.config, run.result.timings
+        rows.append({
+            "run": label, "method": config.method, "structure": config.structure,
+            "comparison group": config.comparison_group,
+            "target sparsity": round(config.sparsity, 4),
+            "achieved sparsity": round(run.result.overall_sparsity, 4),
+            "perplexity": None if run.perplexity is None else round(run.perplexity, 3),
+            "prune time (s)": round(timings.get("prune_s", 0.0), 3),
+            "calibration forward (s)": round(timings.get("forward_s", 0.0)
+                                             + timings.get("capture_s", 0.0), 3)})
+    return pd.DataFrame(rows, columns=["run", "method", "structure", "comparison group",
+                                       "target sparsity", "achieved sparsity", "perplexity",
+                                       "prune time (s)", "calibration forward (s)"])
+
+
+def run_choices(session: Session) -> list[str]:
+    return list(session.runs)
+
+
+def layer_choices(session: Session) -> list[str]:
+    """Prunable layer names (qualified), from the runs or the activation report."""
+    for run in session.runs.values():
+        return run.result.layer_names
+    if session.report is not None:
+        return list(session.report.input_norms)
+    return []
+
+
+def outlier_tables(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per-layer top-1/2/3 vs median, LLM.int8 outlier features, massive activations)."""
+    report = session.report
+    features = find_outlier_features(report)
+    features["layers"] = features["layers"].map(", ".join)  # lists do not fit a table cell
+    return (layer_magnitude_table(report).round(4), features.round(4),
+            find_massive_activations(report).round(4))
+
+
+def token_view(session: Session) -> list[tuple[str, str | None]]:
+    """Tokens of the calibration window holding the largest |h|, its top activations marked."""
+    report, tokens = session.report, session.report_tokens
+    if report is None or not tokens or report.top.empty:
+        return []
+    top = report.top
+    sample = int(top.sort_values("abs", ascending=False)["sample"].iloc[0])
+    massive = set(find_massive_activations(report).query("sample == @sample")["position"])
+    marked = set(top[top["sample"] == sample]["position"])
+    return [(token, "massive activation" if pos in massive else
+             "top-k activation" if pos in marked else None) for pos, token in enumerate(tokens)]
+
+
+def highlighted_tokens(comparison: GenerationComparison | None,
+                       variant: str) -> list[tuple[str, str | None]]:
+    """(token, category) pairs for gr.HighlightedText: tokens that differ from dense are marked."""
+    if comparison is None or variant not in comparison.results:
+        return []
+    table = comparison.token_table()
+    rows = table[table["variant"] == variant]
+    pairs = [(comparison.prompt, None)]
+    for token, same, after in zip(rows["token"], rows["same_as_dense"], rows["after_divergence"]):
+        category = None if same and not after else ("differs" if not same else "after divergence")
+        pairs.append((token, category))
+    return pairs
+
+
+def generation_table(comparison: GenerationComparison | None) -> pd.DataFrame:
+    """Per variant: tokens, tokens/s, first divergence, mean token probability."""
+    if comparison is None:
+        return pd.DataFrame()
+    table = comparison.summary().drop(columns=["text"])
+    return table.round({"tokens_per_s": 1, "mean_prob": 4})
+
+
+def thresholds_table(report: ScoreReport) -> pd.DataFrame:
+    """Per method: comparison group, number of thresholds and their median / min / max."""
+    rows = [{"method": method, "comparison group": info["group"],
+             "thresholds": len(info["values"]), "median": info["median"], "min": info["min"],
+             "max": info["max"]} for method, info in report.thresholds.items()]
+    return pd.DataFrame(rows).round(6)
+
+
+def mask_markdown(report: ScoreReport, comparison: GroupComparison) -> str:
+    """Headline numbers of the per-row vs per-layer comparison, with their protocol."""
+    rows = comparison.row_sparsity_layer_mask
+    return (f"**{report.layer}** ({report.shape[0]} x {report.shape[1]}), Wanda scores at "
+            f"{report.sparsity:.0%} sparsity, calibration: "
+            f"{calibration_caption(report.calibration)}.\n\n"
+            f"The two masks disagree on **{comparison.disagreement:.2%}** of the weights. Under "
+            f"one threshold per layer, row sparsity ranges from **{float(rows.min()):.1%}** to "
+            f"**{float(rows.max()):.1%}**; per row, every row loses exactly "
+            f"{int(report.shape[1] * report.sparsity)} of {report.shape[1]} weights.")
+
+
+def ablation_protocol(session: Session) -> str:
+    return (f"calibration: {calibration_caption(session.calibration)}; perplexity: "
+            f"{session.eval_protocol or 'evaluation text'}")
+
+
+def sweep_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader needs (the full table is in the downloads)."""
+    columns = ["label", "method", "structure", "sparsity", "group", "perplexity",
+               "achieved_sparsity", "prune_s", "forward_s", "eval_s", "cached"]
+    return table[[c for c in columns if c in table.columns]].round(4)
