@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+SAMPLE_PROMPTS = ("Once upon a time", "The old man said")  # as in measure_demo_model.py
+
 CARD_HEADER = """---
 license: mit
 language: en
@@ -31,6 +33,30 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     rule = "|" + "---|" * len(columns)
     body = ["| " + " | ".join(_fmt(row.get(key)) for key, _ in columns) + " |" for row in rows]
     return "\n".join([head, rule, *body])
+
+
+def _ppl(grid: list[dict], method: str, sparsity: float, key: str) -> float:
+    return next(r[key] for r in grid if r["method"] == method and r["sparsity"] == sparsity
+                and r["structure"] == "unstructured")
+
+
+def _takeaway(report: dict) -> str:
+    """Wanda vs magnitude at 60% for each calibration text, on each evaluation text (computed)."""
+    lines = []
+    for run in [report, *report.get("extra_calibrations", [])]:
+        grid, source = run["grid"], run["calibration"]["source"]
+        pairs = [f"{label} {_ppl(grid, 'wanda', 0.6, key):.1f} vs {_ppl(grid, 'magnitude', 0.6, key):.1f}"
+                 for key, label in (("wikitext2_test", "WikiText-2"), ("heldout_prose", "prose"))]
+        lines.append(f"- calibrated on {source}: Wanda vs magnitude at 60%: " + "; ".join(pairs) + ".")
+    return ("Wanda's activation statistic comes from the calibration text, so on this tiny model "
+            "the gap to magnitude depends on whether calibration matches the evaluated text "
+            "(perplexity, lower is better):\n" + "\n".join(lines))
+
+
+def _grid_table(grid: list[dict]) -> str:
+    return _table(grid, [("method", "method"), ("structure", "structure"), ("sparsity", "sparsity"),
+                         ("wikitext2_test", "WikiText-2 test"), ("heldout_prose", "held-out prose"),
+                         ("prune_s", "score/mask/update s")])
 
 
 def _fmt(value) -> str:
@@ -92,10 +118,7 @@ def render(report: dict) -> str:
               "### Pruning (perplexity after pruning every linear layer of every block)", "",
               f"WikiText-2 test on {windows['wikitext2_test']} of {total['wikitext2_test']} windows, "
               f"held-out prose on {windows['heldout_prose']} of {total['heldout_prose']} windows.", "",
-              _table(report["grid"], [("method", "method"), ("structure", "structure"),
-                                      ("sparsity", "sparsity"), ("wikitext2_test", "WikiText-2 test"),
-                                      ("heldout_prose", "held-out prose"),
-                                      ("prune_s", "score/mask/update s")]), "",
+              _grid_table(report["grid"]), "",
               "### Outlier features (dense model, calibration windows)", "",
               "Per block: the three largest residual-stream channels (max |h| over all tokens), "
               "the median channel, and for each linear layer the largest input-channel norm "
@@ -106,8 +129,18 @@ def render(report: dict) -> str:
                      [("block", "block"), ("top_channels", "top channels"),
                       ("top_magnitudes", "top-3 max abs h"), ("median_magnitude", "median channel"),
                       ("ratios", "input-norm max / median per layer")]), "",
-              "## Samples (greedy, 40 new tokens)", ""]
-    parts += [f"- {json.dumps(s)}" for s in report.get("samples", [])]
+              ]
+    for extra in report.get("extra_calibrations", []):
+        info = extra["calibration"]
+        parts += [f"### Pruning calibrated on {info['source']} ({info['n_samples']} x "
+                  f"{info['seq_len']} tokens, seed {info['seed']})", "",
+                  "Same protocol and evaluation windows as above; only the calibration text "
+                  "differs (training-distribution prose, as the reference calibrates on C4).", "",
+                  _grid_table(extra["grid"]), ""]
+    parts += ["### What this shows", "", _takeaway(report), ""]
+    parts += ["## Samples (greedy, 40 new tokens)", ""]
+    parts += [f"- {json.dumps(prompt)} -> {json.dumps(text)}"
+              for prompt, text in zip(SAMPLE_PROMPTS, report.get("samples", []))]
     parts += ["", "## Limitations", "",
               "Tiny and briefly trained: it writes English-like prose with frequent nonsense, "
               "knows no facts, and its outlier features are far weaker than a 7B model's. "
@@ -122,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = Path(args.model)
     report = json.loads((folder / "measurements.json").read_text())
+    report["extra_calibrations"] = [json.loads(p.read_text())
+                                    for p in sorted(folder.glob("measurements_*.json"))]
     (folder / "README.md").write_text(render(report))
 
 

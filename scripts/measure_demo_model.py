@@ -30,6 +30,7 @@ from wanda_viz.evaluate import count_eval_windows, generate_text  # noqa: E402
 logger = logging.getLogger("measure_demo_model")
 GRID = [(0.5, "unstructured"), (0.6, "unstructured"), (0.7, "unstructured"), (0.5, "2:4")]
 METHODS = ("magnitude", "wanda", "sparsegpt")
+SAMPLE_PROMPTS = ("Once upon a time", "The old man said")  # as in demo_model_card.py
 
 
 def outlier_table(model, calib_ids: torch.Tensor) -> list[dict]:
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-samples", type=int, default=128)
     parser.add_argument("--max-eval-windows", type=int, default=None,
                         help="cap on perplexity windows for the pruned grid (None = all)")
+    parser.add_argument("--calib-source", default="wikitext2-valid",
+                        help="calibration source: wikitext2-valid or a text file (absolute or "
+                        "relative to the data folder), e.g. corpus/gutenberg-pg1342-pride-and-prejudice.txt")
     parser.add_argument("--out-json", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     _, heldout_docs = read_corpus(list_corpus_files(args.data_dir), train_log.get("holdout_frac", 0.01))
     eval_sets = {"wikitext2_test": get_eval_ids(tokenizer, source="wikitext2", data_dir=args.data_dir)[0],
                  "heldout_prose": tokenize_text(tokenizer, "\n\n".join(heldout_docs))}
-    calib_ids, calib_info = get_calibration_ids(tokenizer, source="wikitext2-valid",
+    calib_ids, calib_info = get_calibration_ids(tokenizer, source=args.calib_source,
                                                 n_samples=args.n_samples, seq_len=seq_len,
                                                 data_dir=args.data_dir)
     report = {"calibration": calib_info, "seq_len": seq_len,
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
               "outliers": outlier_table(model, calib_ids),
               "grid": evaluate_grid(model, calib_ids, eval_sets, seq_len, args.max_eval_windows),
               "samples": [generate_text(model, tokenizer, p, max_new_tokens=40).text
-                          for p in ("Once upon a time", "The old man said")],
+                          for p in SAMPLE_PROMPTS],
               "training": train_log, "measure_seconds": round(time.time() - start, 1),
               "torch_threads": torch.get_num_threads()}
     out = Path(args.out_json) if args.out_json else Path(args.model) / "measurements.json"
