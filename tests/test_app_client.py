@@ -6,39 +6,16 @@ that has not pruned gets a readable error, not another user's results.
 """
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from test_ui_handlers import PRUNE, SETUP, save_tiny_checkpoint, write_tiny_data
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from app_server import serve_app
+from test_ui_handlers import PRUNE, SETUP
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    monkeypatch = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("client")
-    monkeypatch.setenv("WANDA_VIZ_MODEL", str(save_tiny_checkpoint(root / "model")))
-    monkeypatch.setenv("WANDA_VIZ_DATA", str(write_tiny_data(root / "data")))
-    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(root / "sweeps"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from wanda_viz.ui import build_demo
-    from wanda_viz.ui.cache import MODELS
-    MODELS.clear()
-    demo = build_demo()
-    port = _free_port()
-    demo.queue(default_concurrency_limit=1).launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    MODELS.clear()
-    monkeypatch.undo()
+    with serve_app(tmp_path_factory.mktemp("client")) as url:
+        yield url
 
 
 def _client(url: str):

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_app_client import _free_port
-from test_ui_handlers import save_tiny_checkpoint, write_tiny_data
+from app_server import serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -28,25 +27,9 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    monkeypatch = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("browser")
-    if os.environ.get("WANDA_VIZ_BROWSER_REAL") != "1":
-        monkeypatch.setenv("WANDA_VIZ_MODEL", str(save_tiny_checkpoint(root / "model")))
-        monkeypatch.setenv("WANDA_VIZ_DATA", str(write_tiny_data(root / "data")))
-    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(root / "sweeps"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from wanda_viz.ui import build_demo
-    from wanda_viz.ui.cache import MODELS
-    MODELS.clear()
-    demo = build_demo()
-    port = _free_port()
-    demo.queue(default_concurrency_limit=1).launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    MODELS.clear()
-    monkeypatch.undo()
+    tiny = os.environ.get("WANDA_VIZ_BROWSER_REAL") != "1"
+    with serve_app(tmp_path_factory.mktemp("browser"), tiny_model=tiny) as url:
+        yield url
 
 
 @pytest.fixture
