@@ -16,7 +16,7 @@ import torch
 from .config import CalibConfig, PruneConfig
 from .data import DataUnavailableError, get_calibration_ids, get_eval_ids
 from .evaluate import count_eval_windows, perplexity, perplexity_protocol
-from .models import WeightBackup, load_model, resolve_seq_len
+from .models import load_model, resolve_seq_len
 from .pruning import prune_model
 
 __all__ = ["main", "build_parser", "add_model_args", "add_calib_args", "add_eval_args",
@@ -115,6 +115,7 @@ def _add_prune_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_prune(args) -> int:
+    """Prune one model; print achieved sparsity, timings and perplexity."""
     config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
                          group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
                          batch_size=args.batch_size, offload=args.offload)
@@ -124,9 +125,7 @@ def _run_prune(args) -> int:
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
                              if config.needs_calibration else (None, None))
     dense = evaluate_from_args(args, model, tokenizer, seq_len) if args.compare_dense else None
-    backup = WeightBackup(model) if args.compare_dense else None
     result = prune_model(model, calib_ids, config, calibration=calib_info, model_name=args.model)
-    del backup  # the dense weights stay recoverable until the pruned model is saved
     evaluation = evaluate_from_args(args, model, tokenizer, seq_len)
     summary = result.summary()
     timings = result.timings
@@ -167,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register_optional_commands()
+    from .analysis import cli as _analysis_cli  # noqa: F401  (registers sweep, outliers)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -178,13 +177,3 @@ def main(argv: list[str] | None = None) -> int:
             "size, --offload or a smaller model" if isinstance(err, torch.OutOfMemoryError) else err
         print(f"error: {message}", file=sys.stderr)
         return 2
-
-
-def _register_optional_commands() -> None:
-    """Import the modules that add subcommands to COMMANDS (sweep, outliers ...)."""
-    import importlib
-    for module in ANALYSIS_COMMAND_MODULES:
-        importlib.import_module(module)
-
-
-ANALYSIS_COMMAND_MODULES: tuple[str, ...] = ("wanda_viz.analysis.cli",)
