@@ -1,0 +1,231 @@
+"""Why Wanda works: the activation-space intervention on massive activations.
+
+Sun et al. (arXiv 2402.17762, section 3; locuslab/massive-activations ``lib/hook.py``): a forward
+hook on the decoder block where massive activations first appear sets them, in its output (the
+residual stream), to zero or to their mean over many sequences, and perplexity is measured. The
+paper: zero destroys the model, the mean leaves it intact (the activations act as fixed biases).
+
+Here the block and its massive channels come from the activation report
+(``find_massive_activations``: ``|h| > 100`` and ``> 1000 x`` the layer median). Positions vary
+with the text (first token, delimiters), so an entry of a massive channel counts as massive in a
+window when it passes the same two thresholds against that window's median ``|h|`` at the block.
+The mean is taken per channel over those entries in the calibration windows. The hook is removed
+afterwards, also on error; no weight is touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..evaluate import count_eval_windows, perplexity
+from ..models import model_device, resolve_seq_len
+from .outliers import ActivationReport, find_massive_activations
+from .why import cached_point, why_context
+
+__all__ = ["ACTIVATION_COLUMNS", "INTERVENTIONS", "MassiveSites", "massive_sites",
+           "flag_massive", "measure_massive_means", "replace_massive_activations",
+           "ActivationIntervention", "activation_intervention"]
+
+logger = logging.getLogger(__name__)
+
+# replaced: massive entries overwritten during the evaluation; windows: evaluation windows
+ACTIVATION_COLUMNS = ["intervention", "perplexity", "replaced", "windows", "cached"]
+INTERVENTIONS = ("zero", "mean")
+
+
+@dataclass
+class MassiveSites:
+    """Where to intervene: one block, its massive channels, the thresholds and the means."""
+
+    block: str                     # qualified block name, e.g. "model.layers.11"
+    block_index: int
+    channels: list[int]
+    min_abs: float = 100.0
+    min_ratio: float = 1000.0
+    means: dict[int, float] = field(default_factory=dict)   # channel -> mean massive value
+    counts: dict[int, int] = field(default_factory=dict)    # channel -> entries averaged
+
+    def describe(self) -> str:
+        means = ", ".join(f"ch {c}: {self.means[c]:.4g} (n={self.counts.get(c, 0)})"
+                          for c in self.channels if c in self.means)
+        return (f"output of {self.block}, channels {self.channels}, |h| > {self.min_abs:g} and > "
+                f"{self.min_ratio:g} x the window's median |h|" + (f"; means {means}" if means else ""))
+
+
+def massive_sites(report: ActivationReport, *, min_abs: float = 100.0,
+                  min_ratio: float = 1000.0) -> MassiveSites:
+    """The first block with massive activations and its massive channels (largest first)."""
+    massive = find_massive_activations(report, min_abs=min_abs, min_ratio=min_ratio)
+    if massive.empty:
+        raise ValueError(f"no massive activations (|h| > {min_abs:g} and > {min_ratio:g} x the "
+                         "layer median) in this model on these calibration windows")
+    first = int(massive["block_index"].min())
+    rows = massive[massive["block_index"] == first].sort_values("abs", ascending=False)
+    return MassiveSites(block=str(rows["layer"].iloc[0]), block_index=first,
+                        channels=list(dict.fromkeys(int(c) for c in rows["channel"])),
+                        min_abs=min_abs, min_ratio=min_ratio)
+
+
+def flag_massive(hidden: torch.Tensor, channels: torch.Tensor, min_abs: float,
+                 min_ratio: float) -> torch.Tensor:
+    """Bool (b, T, len(channels)): massive entries of ``channels`` in each window's hidden state.
+
+    Args:
+        hidden: (b, T, d) block output; the median |h| is taken per window over all T x d.
+    """
+    magnitude = hidden.detach().float().abs()
+    median = magnitude.flatten(1).median(dim=1).values.view(-1, 1, 1)   # (b, 1, 1)
+    picked = magnitude[..., channels]                                   # (b, T, c)
+    return (picked > min_abs) & (picked > min_ratio * median)
+
+
+def _hidden_of(output):
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+class _StopAfterBlock(Exception):
+    """Private signal: the block has run; the rest of the forward pass is not needed."""
+
+
+def _block(model: nn.Module, name: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules:
+        raise ValueError(f"no module named {name!r} in {type(model).__name__}")
+    return modules[name]
+
+
+@torch.no_grad()
+def measure_massive_means(model: nn.Module, calib_ids: torch.Tensor, sites: MassiveSites, *,
+                          batch_size: int = 8) -> MassiveSites:
+    """The mean of each channel's massive entries over the calibration windows (signed).
+
+    Channels that never pass the thresholds in a window are dropped (with a warning).
+    """
+    channels = torch.tensor(sites.channels)
+    sums, counts = torch.zeros(len(channels), dtype=torch.float64), torch.zeros(len(channels))
+
+    def hook(module, inputs, output):
+        hidden = _hidden_of(output)
+        flags = flag_massive(hidden, channels.to(hidden.device), sites.min_abs, sites.min_ratio)
+        values = hidden[..., channels.to(hidden.device)].double() * flags
+        sums.add_(values.sum(dim=(0, 1)).cpu())
+        counts.add_(flags.sum(dim=(0, 1)).cpu().float())
+        raise _StopAfterBlock
+
+    handle = _block(model, sites.block).register_forward_hook(hook)
+    try:
+        device = model_device(model)
+        for batch in calib_ids.split(batch_size):
+            with contextlib.suppress(_StopAfterBlock):
+                model(batch.to(device), use_cache=False)
+    finally:
+        handle.remove()
+    found = [i for i in range(len(channels)) if counts[i] > 0]
+    if len(found) < len(channels):
+        logger.warning("channels %s of %s never pass the thresholds per window; not intervened on",
+                       [sites.channels[i] for i in range(len(channels)) if counts[i] == 0],
+                       sites.block)
+    if not found:
+        raise ValueError(f"no massive activations per window at {sites.block}")
+    kept = [sites.channels[i] for i in found]
+    return MassiveSites(sites.block, sites.block_index, kept, sites.min_abs, sites.min_ratio,
+                        means={sites.channels[i]: float(sums[i] / counts[i]) for i in found},
+                        counts={sites.channels[i]: int(counts[i]) for i in found})
+
+
+@contextlib.contextmanager
+def replace_massive_activations(model: nn.Module, sites: MassiveSites,
+                                mode: str) -> Iterator[dict]:
+    """While inside the ``with``, massive entries at ``sites`` are set to 0 or to their mean.
+
+    Yields:
+        a dict counting ``replaced`` entries and ``windows`` seen. The hook is removed on exit.
+    """
+    if mode not in INTERVENTIONS:
+        raise ValueError(f"mode must be one of {INTERVENTIONS}, got {mode!r}")
+    if mode == "mean" and any(c not in sites.means for c in sites.channels):
+        raise ValueError("the mean needs measure_massive_means(model, calib_ids, sites) first")
+    channels = torch.tensor(sites.channels)
+    fill = torch.tensor([sites.means[c] for c in sites.channels]) if mode == "mean" \
+        else torch.zeros(len(sites.channels))
+    counter = {"replaced": 0, "windows": 0}
+
+    def hook(module, inputs, output):
+        hidden = _hidden_of(output)
+        index = channels.to(hidden.device)
+        flags = flag_massive(hidden, index, sites.min_abs, sites.min_ratio)  # (b, T, c)
+        changed = hidden.clone()
+        changed[..., index] = torch.where(flags, fill.to(hidden.device, hidden.dtype),
+                                          hidden[..., index])
+        counter["replaced"] += int(flags.sum())
+        counter["windows"] += hidden.shape[0]
+        if isinstance(output, (tuple, list)):
+            return type(output)((changed, *output[1:]))
+        return changed
+
+    handle = _block(model, sites.block).register_forward_hook(hook)
+    try:
+        yield counter
+    finally:
+        handle.remove()
+
+
+@dataclass
+class ActivationIntervention:
+    """Perplexity with massive activations zeroed or set to their mean (``ACTIVATION_COLUMNS``)."""
+
+    table: pd.DataFrame
+    sites: MassiveSites
+    calibration: str
+    eval_protocol: str
+
+    def protocol(self) -> str:
+        return (f"massive activations (Sun et al. 2024) at the {self.sites.describe()}; mean over "
+                f"the calibration windows ({self.calibration}); perplexity: {self.eval_protocol}")
+
+
+@torch.no_grad()
+def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
+                            report: ActivationReport, *, min_abs: float = 100.0,
+                            min_ratio: float = 1000.0, fingerprint: dict | None = None,
+                            calibration: dict | None = None, eval_label: str = "evaluation text",
+                            seq_len: int | None = None, max_windows: int | None = None,
+                            cache_dir=None, batch_size: int = 8) -> ActivationIntervention:
+    """Dense perplexity, then with massive activations set to zero, then to their mean.
+
+    Args:
+        report: ``collect_activation_report(model, calib_ids)`` of this dense model.
+        fingerprint: ``model_fingerprint(...)``; None = no on-disk cache.
+    Returns:
+        ActivationIntervention (rows: dense, zero, mean).
+    """
+    seq_len = resolve_seq_len(model, seq_len)
+    context, shared = why_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
+                                  eval_label=eval_label, seq_len=seq_len,
+                                  max_windows=max_windows)
+    sites = measure_massive_means(model, calib_ids,
+                                  massive_sites(report, min_abs=min_abs, min_ratio=min_ratio),
+                                  batch_size=batch_size)
+    windows = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
+    rows = []
+    for mode in ("dense",) + INTERVENTIONS:
+        settings = {"analysis": "why-activations", "mode": mode, "block": sites.block,
+                    "channels": sites.channels, "min_abs": min_abs, "min_ratio": min_ratio}
+
+        def compute(mode=mode) -> dict:
+            with (replace_massive_activations(model, sites, mode) if mode != "dense"
+                  else contextlib.nullcontext({"replaced": 0})) as counter:
+                ppl = perplexity(model, eval_ids, seq_len, max_windows=max_windows,
+                                 show_progress=False)
+            return {"intervention": mode, "perplexity": ppl, "replaced": counter["replaced"],
+                    "windows": windows}
+
+        rows.append(cached_point(settings, context, compute, cache_dir=cache_dir))
+    return ActivationIntervention(pd.DataFrame(rows, columns=ACTIVATION_COLUMNS), sites,
+                                  shared["calibration"], shared["eval_protocol"])
