@@ -5,6 +5,8 @@
 * groups: per-row vs per-layer masks and the comparison-group ablation (Wanda, Table 8)
 * sweep: methods x sparsities x structures, cached on disk
 * generation: dense vs pruned continuations, token by token
+* why, why_interventions, why_activations, why_run: why Wanda works, shown causally (per-channel
+  disagreement with magnitude, outlier-channel and massive-activation interventions)
 * export: tables to CSV / JSON
 """
 from .export import export_table, table_to_records
@@ -20,6 +22,10 @@ from .scores import (SCORE_METHODS, ScoreReport, analyze_layer_scores, collect_l
 from .sweep import (CACHE_ENV, SWEEP_COLUMNS, default_cache_dir, file_sha256,
                     load_cached_sweep, model_fingerprint, point_key, run_sweep, sweep_points,
                     tensor_sha256, text_sha256)
+from .why import DisagreementReport, layer_disagreement, model_disagreement
+from .why_activations import ActivationIntervention, activation_intervention
+from .why_interventions import ChannelIntervention, channel_intervention
+from .why_run import WhyResult, export_why, run_why
 
 __all__ = [
     "export_table", "table_to_records",
@@ -35,4 +41,7 @@ __all__ = [
     "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "load_cached_sweep",
     "model_fingerprint", "point_key", "run_sweep", "sweep_points", "tensor_sha256",
     "text_sha256",
+    "DisagreementReport", "layer_disagreement", "model_disagreement", "ActivationIntervention",
+    "activation_intervention", "ChannelIntervention", "channel_intervention", "WhyResult",
+    "export_why", "run_why",
 ]

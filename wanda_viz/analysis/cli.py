@@ -18,6 +18,7 @@ from ..cli import COMMANDS, add_calib_args, add_eval_args, add_model_args, load_
 from ..config import METHODS, parse_structure
 from ..data import get_eval_ids
 from ..models import DEMO_MODEL_DIR, load_model, resolve_seq_len
+from . import why_cli
 from .export import export_table, table_to_records
 from .outliers import (collect_activation_report, find_massive_activations,
                        find_outlier_features, layer_magnitude_table)
@@ -183,3 +184,4 @@ def run_outliers_command(args) -> int:
 
 COMMANDS["sweep"] = (add_sweep_args, run_sweep_command)
 COMMANDS["outliers"] = (add_outliers_args, run_outliers_command)
+COMMANDS["why"] = (why_cli.add_arguments, why_cli.run)

@@ -10,11 +10,14 @@ from .masks import (plot_group_ablation, plot_mask_categories, plot_row_sparsity
                     plot_score_histograms)
 from .report import write_sweep_report
 from .results import plot_generation_probs, plot_layer_sparsity, plot_sweep, sweep_caption
+from .why import (plot_activation_intervention, plot_channel_intervention,
+                  plot_disagreement_by_layer, plot_disagreement_vs_norm)
 
 __all__ = [
     "CATEGORY_COLORS", "METHOD_COLORS", "STRUCTURE_SYMBOLS", "finish_figure", "method_color",
     "plot_input_norms", "plot_layer_magnitudes", "plot_residual_heatmap",
     "plot_group_ablation", "plot_mask_categories", "plot_row_sparsity", "plot_score_histograms",
     "write_sweep_report", "plot_generation_probs", "plot_layer_sparsity", "plot_sweep",
-    "sweep_caption",
+    "sweep_caption", "plot_activation_intervention", "plot_channel_intervention",
+    "plot_disagreement_by_layer", "plot_disagreement_vs_norm",
 ]

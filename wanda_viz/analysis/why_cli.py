@@ -1,0 +1,126 @@
+"""Subcommand ``why``: why Wanda works, shown causally (``python -m wanda_viz why ...``).
+
+One dense pass, then: where Wanda and magnitude disagree per input channel (against ``||X_j||``),
+perplexity after cutting the weights that read the top-k outlier vs k random input channels of
+every layer, and perplexity with the massive activations set to zero vs to their mean. Perplexity
+points are cached on disk like sweep points. ``add_arguments(parser)`` and ``run(args)`` form
+the command (registered in the CLI's command table).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pandas as pd
+
+from ..cli import add_calib_args, add_eval_args, add_model_args, load_calibration
+from ..data import get_eval_ids
+from ..models import (DEMO_MODEL_DIR, find_decoder_layers, find_prunable_layers, load_model,
+                      resolve_seq_len)
+from .sweep import default_cache_dir, model_fingerprint
+from .why import TOP_SHARE
+from .why_run import WhyResult, export_why, run_why
+
+__all__ = ["add_arguments", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise ValueError(f"{option} must be comma-separated integers such as 1,2,4,8: {err}") \
+            from err
+    if not values:
+        raise ValueError(f"{option} is empty")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_args(parser)
+    group = parser.add_argument_group("why Wanda works")
+    group.add_argument("--sparsity", type=float, default=0.5,
+                       help="sparsity of the Wanda and magnitude masks compared (0.5)")
+    group.add_argument("--top-share", type=float, default=TOP_SHARE,
+                       help="share of each layer's channels counted as its top channels (0.01)")
+    group.add_argument("--layer", default=None,
+                       help="also print the per-channel table of this prunable layer")
+    group.add_argument("--ks", default="1,2,4,8", help="input channels cut per layer (1,2,4,8)")
+    group.add_argument("--seeds", default="0,1,2", help="seeds of the random channels (0,1,2)")
+    group.add_argument("--massive-abs", type=float, default=100.0, help="|h| above (100)")
+    group.add_argument("--massive-ratio", type=float, default=1000.0,
+                       help="|h| above this multiple of the median |h| (1000)")
+    group.add_argument("--cache-dir", default=None,
+                       help=f"per-point JSON cache (default: {default_cache_dir()}/why)")
+    group.add_argument("--no-cache", action="store_true", help="recompute every point")
+    add_calib_args(parser)
+    add_eval_args(parser)
+    out = parser.add_argument_group("output")
+    out.add_argument("--out-csv", default=None, help="per-layer table as CSV; _channels.csv, "
+                     "_weights.csv and _activations.csv go next to it")
+    out.add_argument("--out-json", default=None, help="every table except the full channel "
+                     "table (only each layer's top channels) in one JSON file")
+
+
+def _print(title: str, table: pd.DataFrame, protocol: str) -> None:
+    print(f"\n{title}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(table)
+          else "(none)")
+    print(f"protocol: {protocol}")
+
+
+def _report(result: WhyResult, layer: str | None) -> None:
+    disagreement = result.disagreement
+    overall = disagreement.overall
+    layers = disagreement.layers
+    _print("Wanda vs magnitude, per layer (sorted by share on the top channels)",
+           layers.sort_values("top_share", ascending=False), disagreement.protocol())
+    print(f"over all layers: the top {disagreement.top_share:.0%} channels by ||X_j|| carry "
+          f"{overall['top_share']:.1%} of {overall['disagreements']} disagreements (an even "
+          f"spread: {overall['uniform_share']:.1%}) and {overall['top_share_wanda_only']:.1%} of "
+          f"the weights only Wanda keeps")
+    if layer is not None:
+        channels = disagreement.channels
+        _print(f"{layer}: channels by input norm", channels[channels["layer"] == layer]
+               .sort_values("norm_rank").head(20), disagreement.protocol())
+    _print("Cutting the weights that read k input channels per layer",
+           result.weights.table, result.weights.protocol())
+    if result.activations is None:
+        print(f"\nMassive activations: {result.activation_note}")
+    else:
+        _print("Massive activations set to zero / to their mean", result.activations.table,
+               result.activations.protocol())
+
+
+def run(args) -> int:
+    """Why Wanda works: per-channel disagreement, outlier-channel and massive-activation cuts."""
+    if args.eval_file is None and args.eval_dataset == "none":
+        raise ValueError("why needs perplexity: give --eval-file or --eval-dataset")
+    ks, seeds = _int_list(args.ks, "--ks"), _int_list(args.seeds, "--seeds")
+    model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype,
+                                  trust_remote_code=args.trust_remote_code, revision=args.revision)
+    prefix, blocks = find_decoder_layers(model)
+    if args.layer is not None and args.layer not in find_prunable_layers(blocks, prefix):
+        raise ValueError(f"--layer {args.layer!r} is not a prunable layer of this model, e.g. "
+                         + ", ".join(list(find_prunable_layers(blocks[0], f"{prefix}.0"))[:3]))
+    seq_len = resolve_seq_len(model, args.seq_len)
+    calib_ids, calib_info = load_calibration(args, tokenizer, model)
+    eval_ids, eval_label = get_eval_ids(tokenizer, source=args.eval_file or args.eval_dataset,
+                                        data_dir=args.data_dir)
+    fingerprint = None if args.no_cache else model_fingerprint(
+        args.model or DEMO_MODEL_DIR, revision=args.revision, model=model,
+        cache_dir=args.cache_dir)
+    result = run_why(model, calib_ids, eval_ids, tokenizer=tokenizer, sparsity=args.sparsity,
+                     ks=ks, seeds=seeds, top_share=args.top_share, fingerprint=fingerprint,
+                     calibration=calib_info, eval_label=eval_label, seq_len=seq_len,
+                     max_windows=args.max_eval_windows, cache_dir=args.cache_dir,
+                     batch_size=args.batch_size, min_abs=args.massive_abs,
+                     min_ratio=args.massive_ratio, model_name=args.model)
+    _report(result, args.layer)
+    rows = [result.weights.table] + ([result.activations.table] if result.activations else [])
+    cached = sum(int(t["cached"].sum()) for t in rows)
+    print(f"\n{sum(len(t) for t in rows) - cached} perplexity points computed, {cached} from cache")
+    for path in export_why(result, out_json=args.out_json, out_csv=args.out_csv):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,139 @@
+"""Figures for "why Wanda works": disagreement vs input norm and the two interventions.
+
+Pure functions: results of ``analysis.why*`` in, ``plotly.graph_objects.Figure`` out. Wanda and
+magnitude keep their fixed method colours; the outlier and random arms of the interventions use
+two spare colours of the same colour-blind-safe scheme, dense is the dashed grey line.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..analysis.why import DisagreementReport
+from ..analysis.why_activations import ActivationIntervention
+from ..analysis.why_interventions import ChannelIntervention
+from ._style import METHOD_COLORS, finish_figure
+
+__all__ = ["OUTLIER_COLOR", "RANDOM_COLOR", "plot_disagreement_vs_norm",
+           "plot_disagreement_by_layer", "plot_channel_intervention",
+           "plot_activation_intervention"]
+
+OUTLIER_COLOR, RANDOM_COLOR, MEAN_COLOR = "#AA3377", "#66CCEE", "#CCBB44"  # Tol "bright"
+_SCATTERGL_ABOVE = 5000  # points per trace from which WebGL is used
+
+
+def _share_text(summary: dict, top_share: float) -> str:
+    return (f"top {top_share:.0%} of channels by ||X_j|| carry {summary['top_share']:.1%} of the "
+            f"disagreements (an even spread: {summary['uniform_share']:.1%}) and "
+            f"{summary['top_share_wanda_only']:.1%} of the weights only Wanda keeps")
+
+
+def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = None) -> go.Figure:
+    """Per input channel: weights kept only by Wanda / only by magnitude against ``||X_j||``.
+
+    Args:
+        layer: one layer of the report (None = every channel of every layer analysed).
+    Returns:
+        Figure with two scatter traces (Wanda-only, magnitude-only) on a log x axis.
+    """
+    channels = report.channels
+    summary = report.overall
+    if layer is not None:
+        if layer not in set(channels["layer"]):
+            raise ValueError(f"layer {layer!r} is not in the report")
+        channels = channels[channels["layer"] == layer]
+        summary = report.layers.set_index("layer").loc[layer].to_dict()
+    trace = go.Scattergl if len(channels) > _SCATTERGL_ABOVE else go.Scatter
+    fig = go.Figure()
+    for column, method, label in (("wanda_only", "wanda", "kept by Wanda, pruned by magnitude"),
+                                  ("magnitude_only", "magnitude",
+                                   "kept by magnitude, pruned by Wanda")):
+        fig.add_trace(trace(
+            x=channels["input_norm"], y=channels[column], mode="markers", name=label,
+            marker={"color": METHOD_COLORS[method], "size": 5, "opacity": 0.6},
+            customdata=channels[["layer", "channel"]].values,
+            hovertemplate="%{customdata[0]} channel %{customdata[1]}<br>||X_j|| %{x:.4g}: "
+                          "%{y} weights<extra>" + method + " only</extra>"))
+    scope = layer or f"all {len(report.layers) - (len(report.layers) > 1)} layers"
+    return finish_figure(
+        fig, title=f"Where Wanda and magnitude disagree: {scope}",
+        x_title="input channel norm ||X_j|| (log scale)",
+        y_title="weights of the channel (count)", log_x=True,
+        caption=f"{_share_text(summary, report.top_share)}. {report.protocol()}")
+
+
+def plot_disagreement_by_layer(report: DisagreementReport) -> go.Figure:
+    """Per layer: share of disagreements on its top channels, against an even spread."""
+    layers = report.layers[report.layers["layer"] != "all layers"]
+    fig = go.Figure([
+        go.Bar(x=layers["layer"], y=layers["top_share"], name="on the top channels",
+               marker_color=METHOD_COLORS["wanda"]),
+        go.Scatter(x=layers["layer"], y=layers["uniform_share"], name="an even spread",
+                   mode="markers", marker={"color": METHOD_COLORS["dense"], "symbol": "line-ew",
+                                           "size": 14, "line": {"width": 2}})])
+    fig.update_yaxes(tickformat=".0%")
+    return finish_figure(fig, title=f"Share of the disagreements on each layer's top "
+                         f"{report.top_share:.0%} channels", x_title="prunable layer",
+                         y_title="share of disagreements", caption=report.protocol())
+
+
+def _dense_trace(value: float, xs: list) -> go.Scatter:
+    # A trace, not add_hline: hline annotations are misplaced on log axes.
+    return go.Scatter(x=[min(xs), max(xs)], y=[value, value], mode="lines",
+                      name=f"dense ({value:.4g})",
+                      line={"color": METHOD_COLORS["dense"], "dash": "dash"},
+                      hovertemplate=f"dense: ppl {value:.4g}<extra></extra>")
+
+
+def plot_channel_intervention(result: ChannelIntervention) -> go.Figure:
+    """Perplexity vs k: outlier channels, random channels (mean, min-max band, seeds), dense."""
+    table = result.table
+    outlier = table[table["kind"] == "outlier"].sort_values("k")
+    random = table[table["kind"] == "random"]
+    fig = go.Figure()
+    if len(random):
+        stats = random.groupby("k")["perplexity"].agg(["mean", "min", "max"]).reset_index()
+        fig.add_trace(go.Scatter(x=list(stats["k"]) + list(stats["k"])[::-1],
+                                 y=list(stats["max"]) + list(stats["min"])[::-1], fill="toself",
+                                 fillcolor="rgba(102, 204, 238, 0.25)", line={"width": 0},
+                                 name="random: min-max over seeds", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=stats["k"], y=stats["mean"], mode="lines",
+                                 name=f"random channels: mean of {random['seed'].nunique()} seeds",
+                                 line={"color": RANDOM_COLOR, "width": 3},
+                                 hovertemplate="random k=%{x}: mean ppl %{y:.4g}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=random["k"], y=random["perplexity"], mode="markers",
+                                 name="random: each seed", marker={"color": RANDOM_COLOR,
+                                                                    "size": 7},
+                                 customdata=random["seed"],
+                                 hovertemplate="random k=%{x}, seed %{customdata}: ppl %{y:.4g}"
+                                               "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=outlier["k"], y=outlier["perplexity"], mode="lines+markers",
+                             name="top-k outlier channels (by ||X_j||)",
+                             line={"color": OUTLIER_COLOR, "width": 3}, marker={"size": 9},
+                             hovertemplate="outlier k=%{x}: ppl %{y:.4g}<extra></extra>"))
+    dense = table[table["kind"] == "dense"]
+    ks = list(table.loc[table["kind"] != "dense", "k"])
+    if len(dense) and ks:
+        fig.add_trace(_dense_trace(float(dense["perplexity"].iloc[0]), ks))
+    fig.update_xaxes(tickvals=sorted(set(ks)), type="log")
+    return finish_figure(fig, title="Cutting the weights that read k input channels per layer",
+                         x_title="k = input channels cut in every prunable layer (log scale)",
+                         y_title="perplexity (log scale)", log_y=True,
+                         caption=result.protocol())
+
+
+def plot_activation_intervention(result: ActivationIntervention) -> go.Figure:
+    """Bars: perplexity of the dense model, with massive activations zeroed, set to their mean."""
+    table: pd.DataFrame = result.table
+    colors = {"dense": METHOD_COLORS["dense"], "zero": OUTLIER_COLOR, "mean": MEAN_COLOR}
+    labels = {"dense": "dense", "zero": "massive activations = 0",
+              "mean": "massive activations = their mean"}
+    fig = go.Figure(go.Bar(
+        x=[labels.get(i, i) for i in table["intervention"]], y=table["perplexity"],
+        marker_color=[colors.get(i, RANDOM_COLOR) for i in table["intervention"]],
+        text=[f"{v:.4g}" for v in table["perplexity"]], textposition="outside",
+        customdata=table["replaced"],
+        hovertemplate="%{x}: ppl %{y:.4g} (%{customdata} activations replaced)<extra></extra>"))
+    return finish_figure(fig, title="Massive activations: set to zero vs to their mean",
+                         x_title="intervention", y_title="perplexity (log scale)", log_y=True,
+                         caption=result.protocol())
