@@ -273,6 +273,10 @@ def test_figures(setup):
     one = plot_disagreement_vs_norm(result.disagreement, layer)
     assert len(one.data[0].x) == 32 and layer in one.layout.title.text
     assert "per output row" in one.layout.title.subtitle.text
+    thin = plot_disagreement_vs_norm(result.disagreement, max_points=100)
+    top = int(result.disagreement.channels["top_channel"].sum())
+    assert top <= len(thin.data[0].x) <= 100 + top
+    assert "Showing" in thin.layout.title.subtitle.text
     with pytest.raises(ValueError, match="not in the report"):
         plot_disagreement_vs_norm(result.disagreement, "nope")
     by_layer = plot_disagreement_by_layer(result.disagreement)

@@ -28,11 +28,26 @@ def _share_text(summary: dict, top_share: float) -> str:
             f"{summary['top_share_wanda_only']:.1%} of the weights only Wanda keeps")
 
 
-def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = None) -> go.Figure:
+def _thin(channels: pd.DataFrame, max_points: int | None) -> tuple[pd.DataFrame, str]:
+    """Every top channel and an even stride through the others, at most ~max_points rows."""
+    if max_points is None or len(channels) <= max_points:
+        return channels, ""
+    top = channels[channels["top_channel"]]
+    rest = channels[~channels["top_channel"]]
+    stride = -(-len(rest) // max(1, max_points - len(top)))  # ceil division
+    shown = pd.concat([top, rest.iloc[::stride]])
+    return shown, (f"Showing {len(shown)} of {len(channels)} channels: every top channel and "
+                   f"every {stride}th other one. ")
+
+
+def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = None, *,
+                              max_points: int | None = 20_000) -> go.Figure:
     """Per input channel: weights kept only by Wanda / only by magnitude against ``||X_j||``.
 
     Args:
         layer: one layer of the report (None = every channel of every layer analysed).
+        max_points: draw at most about this many channels (every top channel, an even stride
+            through the others; the caption says so); None = all. Shares use every channel.
     Returns:
         Figure with two scatter traces (Wanda-only, magnitude-only) on a log x axis.
     """
@@ -43,6 +58,7 @@ def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = No
             raise ValueError(f"layer {layer!r} is not in the report")
         channels = channels[channels["layer"] == layer]
         summary = report.layers.set_index("layer").loc[layer].to_dict()
+    channels, thinned = _thin(channels, max_points)
     trace = go.Scattergl if len(channels) > _SCATTERGL_ABOVE else go.Scatter
     fig = go.Figure()
     for column, method, label in (("wanda_only", "wanda", "kept by Wanda, pruned by magnitude"),
@@ -59,7 +75,7 @@ def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = No
         fig, title=f"Where Wanda and magnitude disagree: {scope}",
         x_title="input channel norm ||X_j|| (log scale)",
         y_title="weights of the channel (count)", log_x=True,
-        caption=f"{_share_text(summary, report.top_share)}. {report.protocol()}")
+        caption=f"{_share_text(summary, report.top_share)}. {thinned}{report.protocol()}")
 
 
 def plot_disagreement_by_layer(report: DisagreementReport) -> go.Figure:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import handlers as h
-from . import inputs, texts
+from . import inputs, texts, why_tab
 from .engine import PRESETS, Session
 from .settings import EMBEDDED, HUB_MODELS, Limits, get_limits
 
@@ -232,5 +232,7 @@ def build_demo() -> gr.Blocks:
                 w = _sweep_tab()
             with gr.Tab("6. Generate", id="generate"):
                 g = _generate_tab(limits)
+            with gr.Tab(why_tab.TITLE, id=why_tab.ID):
+                why_tab.wire(session, why_tab.build(limits))
         _wire(session, m, o, s, k, w, g)
     return demo

@@ -1,0 +1,147 @@
+"""Tab "Why it works": a teacher's walkthrough of the mechanism behind Wanda, in three steps.
+
+Self-contained (components, wiring, handlers; no model code): the model job is
+``wanda_viz.service_why.why_job``. It reuses the model, calibration windows and perplexity
+protocol of the session's last prune (tab 1) and keeps its result in its own ``gr.State``.
+Named API endpoint: /why (outputs: summary, figures, tables, protocols, files).
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import figures
+from ..analysis.why_run import WhyResult, export_why
+from ..service_why import why_job
+from .cache import new_download_dir
+from .handlers import _need_calibration, _readable
+from .settings import get_limits
+
+__all__ = ["TITLE", "ID", "PRESETS", "TEXT", "build", "wire", "on_why", "on_layer",
+           "on_preset"]
+
+TITLE, ID = "7. Why it works", "why"
+ALL_LAYERS = "all layers"
+KS = [1, 2, 4, 8, 16]
+PRESETS = {  # name -> (sparsity, ks, random seeds)
+    "Standard: 50%, k = 1, 2, 4, 8, three random seeds": (0.5, [1, 2, 4, 8], 3),
+    "Quick look: 50%, k = 1, 2, 4, one random seed": (0.5, [1, 2, 4], 1),
+    "High sparsity: 70%, k = 1, 2, 4, 8, three random seeds": (0.7, [1, 2, 4, 8], 3),
+}
+GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+QUIET = {"api_visibility": "private", "queue": False}
+
+TEXT = """**Why does Wanda work?** Its paper argues: a few input channels carry huge activations;
+magnitude pruning deletes the small weights that read them; Wanda (|W| x ||X_j||, compared per
+output row) keeps them. This tab tests the argument on the model of your last prune (tab 1), with
+its calibration windows and perplexity protocol, in three steps:
+
+1. **Where do the two masks disagree?** Per input channel j, the weights Wanda keeps and magnitude
+   prunes (blue) and the reverse (red), against the channel's norm ||X_j||. If the argument holds,
+   the blue points pile up at the right and the top 1% of channels carry far more than 1% of the
+   disagreements.
+2. **Do those weights matter?** Remove every weight that reads the k largest-norm input channels
+   of each layer, and the same number of weights reading k random channels, and compare perplexity.
+3. **What do the big activations do?** Massive activations (Sun et al., arXiv 2402.17762) set to
+   zero break the model; set to their average they change almost nothing: they act as fixed
+   biases, which is why the weights that read them must survive pruning.
+
+The dense model is never changed (weights restored, hooks removed); perplexity points are cached
+per model and calibration like the sweep. A tiny demo model shows weaker effects than a real LLM."""
+
+OUTPUTS = ("summary", "layer", "scatter", "by_layer", "weights_fig", "weights", "weights_protocol",
+           "activations_fig", "activations", "activations_protocol", "files")
+
+
+def build(limits=None) -> dict:
+    gr.Markdown(TEXT)
+    c = {"state": gr.State(None)}
+    with gr.Row():
+        c["preset"] = gr.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset", scale=3)
+        c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity of both masks")
+        c["ks"] = gr.CheckboxGroup(KS, value=[1, 2, 4, 8], label="k: input channels cut per layer")
+        c["seeds"] = gr.Slider(1, 5, value=3, step=1, label="random seeds")
+    c["run"] = gr.Button("Run the three steps", variant="primary")
+    gr.Markdown("### 1. Where Wanda and magnitude disagree")
+    c["summary"] = gr.Markdown("*Run a prune in tab 1, then press the button above.*")
+    c["layer"] = gr.Dropdown([ALL_LAYERS], value=ALL_LAYERS, label="Layer",
+                             allow_custom_value=True)
+    with gr.Row():
+        c["scatter"] = gr.Plot(label="Disagreement vs input-channel norm")
+        c["by_layer"] = gr.Plot(label="Share on each layer's top channels")
+    gr.Markdown("### 2. Cut the weights that read the outlier channels")
+    c["weights_fig"] = gr.Plot(label="Perplexity vs k: outlier vs random channels")
+    c["weights"] = gr.Dataframe(label="Perplexity per cut", interactive=False)
+    c["weights_protocol"] = gr.Markdown()
+    gr.Markdown("### 3. Massive activations: zero vs mean")
+    c["activations_fig"] = gr.Plot(label="Perplexity with massive activations replaced")
+    c["activations"] = gr.Dataframe(label="Perplexity per intervention", interactive=False)
+    c["activations_protocol"] = gr.Markdown()
+    c["files"] = gr.File(label="Download CSV / JSON", file_count="multiple")
+    return c
+
+
+def wire(session: gr.State, c: dict) -> None:
+    c["preset"].change(on_preset, [c["preset"]], [c["sparsity"], c["ks"], c["seeds"]], **QUIET)
+    c["run"].click(on_why, [session, c["sparsity"], c["ks"], c["seeds"]],
+                   [c["state"], *(c[name] for name in OUTPUTS)], api_name="why", **GPU)
+    c["layer"].change(on_layer, [c["state"], c["layer"]], [c["scatter"]], **QUIET)
+
+
+def on_preset(preset: str):
+    """(sparsity, ks, seeds) of a preset."""
+    if preset not in PRESETS:
+        raise gr.Error(f"unknown preset {preset!r}")
+    return PRESETS[preset]
+
+
+def _summary(result: WhyResult) -> str:
+    overall = result.disagreement.overall
+    share = result.disagreement.top_share
+    lines = [f"Over {len(result.disagreement.layers) - 1 or 1} layers, the top {share:.0%} of "
+             f"input channels by ||X_j|| carry **{overall['top_share']:.1%}** of the "
+             f"{overall['disagreements']:,} weights on which the masks disagree (an even spread: "
+             f"{overall['uniform_share']:.1%}) and **{overall['top_share_wanda_only']:.1%}** of "
+             "the weights only Wanda keeps.",
+             f"**Protocol:** {result.disagreement.protocol()}"]
+    return "\n\n".join(lines)
+
+
+def _files(result: WhyResult) -> list[str]:
+    folder = new_download_dir()
+    return [str(p) for p in export_why(result, out_csv=folder / "why.csv",
+                                       out_json=folder / "why.json")]
+
+
+@_readable
+def on_why(session, sparsity: float, ks: list[int], seeds: int,
+           progress=gr.Progress(track_tqdm=True)):
+    """All three steps on the dense model of the session's last prune."""
+    _need_calibration(session)
+    if session.eval_spec is None or session.eval_spec.source is None:
+        raise gr.Error("steps 2 and 3 need an evaluation text: choose one in tab 1 and prune")
+    if not ks:
+        raise gr.Error("choose at least one k")
+    result = why_job(session.model, session.calib_ids, session.eval_spec,
+                     calibration=session.calibration, limits=get_limits(),
+                     sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
+                     seeds=tuple(range(int(seeds))))
+    names = result.disagreement.layers["layer"]
+    layers = [ALL_LAYERS, *names[names != ALL_LAYERS]]
+    activations = result.activations
+    return (result, _summary(result), gr.Dropdown(choices=layers, value=ALL_LAYERS),
+            figures.plot_disagreement_vs_norm(result.disagreement),
+            figures.plot_disagreement_by_layer(result.disagreement),
+            figures.plot_channel_intervention(result.weights), result.weights.table.round(4),
+            f"**Protocol:** {result.weights.protocol()}",
+            figures.plot_activation_intervention(activations) if activations else None,
+            activations.table.round(4) if activations else None,
+            f"**Protocol:** {activations.protocol()}" if activations
+            else f"*{result.activation_note}*", _files(result))
+
+
+def on_layer(result: WhyResult | None, layer: str):
+    """Redraw the disagreement scatter for one layer (or all) from the tab's state."""
+    if result is None or not layer:
+        return None
+    return figures.plot_disagreement_vs_norm(result.disagreement,
+                                             None if layer == ALL_LAYERS else layer)
