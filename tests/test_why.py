@@ -1,11 +1,10 @@
 """Why Wanda works: per-channel disagreement, weight-space and activation-space interventions.
 
-Tiny LLaMA models with PLANTED outlier channels, the paper's mechanism: the RMSNorm weight of
-channel 3 is 1000 in every block, so q/k/v and gate/up read a channel far larger than the others,
-and every weight reading it has |W| = 0.002, below every layer's median |W| (magnitude prunes
-them all, Wanda keeps them all). The embedding of token 5 has a planted massive value 800 in residual channel 7. Evaluation text is sampled from the dense model
-itself, so the dense model is its true distribution and any change raises the expected
-perplexity (by the KL divergence); the planted channels must hurt far more than random ones.
+A tiny LLaMA with PLANTED outlier channels (``why_planted``): input channel 3 of q/k/v and gate/up
+is huge and every weight reading it is small, the paper's mechanism; token 5 carries a planted
+massive activation. Evaluation text is sampled from the dense model itself, so the dense model is
+its true distribution and any change raises the expected perplexity (by the KL divergence); the
+planted channels must hurt far more than random ones.
 """
 from __future__ import annotations
 
@@ -16,10 +15,10 @@ import pytest
 import torch
 
 from conftest import VOCAB, make_tiny_model
-from wanda_viz.analysis import collect_activation_report
+from why_planted import (MASSIVE_CHANNEL, MASSIVE_TOKEN, PLANTED, SMALL, assert_unchanged,
+                         hooks, norm_fed, planted_model, planted_setup, snapshot)
 from wanda_viz.analysis.why import (channel_disagreement, layer_disagreement, model_disagreement,
-                                    summarize_disagreement,
-                                    top_channel_count)
+                                    summarize_disagreement, top_channel_count)
 from wanda_viz.analysis.why_activations import (activation_intervention, massive_sites,
                                                 measure_massive_means,
                                                 replace_massive_activations)
@@ -27,65 +26,10 @@ from wanda_viz.analysis.why_interventions import (channel_intervention, select_c
                                                   zero_input_channels)
 from wanda_viz.analysis.why_run import export_why, run_why
 
-PLANTED, SMALL = 3, 0.002                  # planted outlier input channel of q/k/v, gate/up
-MASSIVE_TOKEN, MASSIVE_CHANNEL, MASSIVE_VALUE = 5, 7, 800.0
-NORM_FED = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
-
-
-def planted_model() -> torch.nn.Module:
-    model = make_tiny_model("llama")
-    with torch.no_grad():
-        for block in model.model.layers:
-            block.input_layernorm.weight[PLANTED] = 1000.0
-            block.post_attention_layernorm.weight[PLANTED] = 1000.0
-            for name, layer in block.named_modules():
-                if name.split(".")[-1] in NORM_FED:  # |W| = 0.002, the others ~0.016
-                    layer.weight[:, PLANTED] = SMALL * layer.weight[:, PLANTED].sign()
-        model.model.embed_tokens.weight[MASSIVE_TOKEN, MASSIVE_CHANNEL] = MASSIVE_VALUE
-        model.lm_head.weight *= 30.0  # a peaked next-token distribution
-    return model
-
-
-def norm_fed(layer: str) -> bool:
-    return layer.split(".")[-1] in NORM_FED
-
-
-@torch.no_grad()
-def sample_from(model, n_windows: int = 32, length: int = 16, seed: int = 0) -> torch.Tensor:
-    """(1, n_windows * length) tokens sampled from the model, each window starting with token 5."""
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.full((n_windows, 1), MASSIVE_TOKEN)
-    for _ in range(length - 1):
-        probs = model(ids).logits[:, -1].softmax(-1)
-        ids = torch.cat([ids, torch.multinomial(probs, 1, generator=generator)], dim=1)
-    return ids.reshape(1, -1)
-
 
 @pytest.fixture(scope="module")
 def setup():
-    model = planted_model()
-    generator = torch.Generator().manual_seed(1)
-    calib = torch.randint(0, VOCAB, (4, 16), generator=generator)
-    calib[:, 0] = MASSIVE_TOKEN
-    report = collect_activation_report(model, calib)
-    return model, calib, sample_from(model), report
-
-
-def hooks(model) -> dict:
-    """Hook ids per module (transformers installs some of its own, e.g. to record outputs)."""
-    return {name: (tuple(m._forward_hooks), tuple(m._forward_pre_hooks))
-            for name, m in model.named_modules()}
-
-
-def snapshot(model) -> tuple[dict, dict]:
-    return {k: v.clone() for k, v in model.state_dict().items()}, hooks(model)
-
-
-def assert_unchanged(model, before: tuple[dict, dict]) -> None:
-    weights, hook_ids = before
-    after = model.state_dict()
-    assert all(torch.equal(weights[k], after[k]) for k in weights), "model weights changed"
-    assert hooks(model) == hook_ids, "hooks added or removed"
+    return planted_setup()
 
 
 def test_channel_disagreement_hand_example():
@@ -258,58 +202,3 @@ def test_no_massive_activations_is_reported_not_raised(tmp_path):
     result = run_why(model, calib, calib.reshape(1, -1), ks=(1,), seeds=(0,), seq_len=16)
     assert result.activations is None and "no massive activations" in result.activation_note
     assert "activations" not in result.tables()
-
-
-def test_figures(setup):
-    from wanda_viz.figures.why import (OUTLIER_COLOR, plot_activation_intervention,
-                                       plot_channel_intervention, plot_disagreement_by_layer,
-                                       plot_disagreement_vs_norm)
-    model, calib, eval_ids, _ = setup
-    result = run_why(model, calib, eval_ids, ks=(1, 2), seeds=(0, 1), seq_len=16, max_windows=8)
-    every = plot_disagreement_vs_norm(result.disagreement)
-    assert every.layout.xaxis.type == "log"
-    assert sum(len(t.x) for t in every.data) == 2 * len(result.disagreement.channels)
-    layer = "model.layers.0.mlp.up_proj"
-    one = plot_disagreement_vs_norm(result.disagreement, layer)
-    assert len(one.data[0].x) == 32 and layer in one.layout.title.text
-    assert "per output row" in one.layout.title.subtitle.text
-    thin = plot_disagreement_vs_norm(result.disagreement, max_points=100)
-    top = int(result.disagreement.channels["top_channel"].sum())
-    assert top <= len(thin.data[0].x) <= 100 + top
-    assert "Showing" in thin.layout.title.subtitle.text
-    with pytest.raises(ValueError, match="not in the report"):
-        plot_disagreement_vs_norm(result.disagreement, "nope")
-    by_layer = plot_disagreement_by_layer(result.disagreement)
-    assert len(by_layer.data[0].x) == len(result.disagreement.layers) - 1
-    cut = plot_channel_intervention(result.weights)
-    names = [t.name for t in cut.data]
-    assert names[-1].startswith("dense") and any("seeds" in n for n in names)
-    outlier = next(t for t in cut.data if t.line.color == OUTLIER_COLOR)
-    assert list(outlier.x) == [1, 2]
-    assert cut.layout.yaxis.type == "log" and "perplexity:" in cut.layout.title.subtitle.text
-    bars = plot_activation_intervention(result.activations)
-    assert list(bars.data[0].y) == result.activations.table["perplexity"].tolist()
-
-
-def test_why_command(tmp_path, capsys):
-    from helpers import save_tiny_model, write_text
-    from wanda_viz.cli import main
-    folder = save_tiny_model(tmp_path / "model")
-    text = write_text(tmp_path / "text.txt", 600)
-    base = ["why", "--model", str(folder), "--calib-file", str(text), "--n-samples", "4",
-            "--seq-len", "16", "--eval-file", str(text), "--max-eval-windows", "4",
-            "--ks", "1,2", "--seeds", "0", "--cache-dir", str(tmp_path / "cache")]
-    outputs = ["--out-json", str(tmp_path / "why.json"), "--out-csv", str(tmp_path / "why.csv")]
-    assert main(base + ["--layer", "model.layers.1.mlp.down_proj"] + outputs) == 0
-    out = capsys.readouterr().out
-    assert "model.layers.1.mlp.down_proj: channels by input norm" in out
-    assert "no massive activations" in out            # random weights have none
-    assert "5 perplexity points computed, 0 from cache" in out   # dense, 2 outlier, 2 random
-    payload = json.loads((tmp_path / "why.json").read_text())
-    assert len(payload["weights"]["rows"]) == 5 and payload["activations"]["rows"] == []
-    assert (tmp_path / "why_channels.csv").is_file()
-    assert main(base) == 0
-    assert "0 perplexity points computed, 5 from cache" in capsys.readouterr().out
-    assert main(base + ["--ks", "1,x"]) == 2
-    assert main(base + ["--layer", "lm_head"]) == 2
-    assert "not a prunable layer" in capsys.readouterr().err
