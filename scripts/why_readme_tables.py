@@ -25,6 +25,9 @@ def _disagreement(payload: dict) -> str:
         lines.append(f"| {kind} (median of {len(part)}, min-max) | {share.median():.1%} "
                      f"({share.min():.1%}-{share.max():.1%}) | {part['uniform_share'].iloc[0]:.1%} "
                      f"| {part['top_share_wanda_only'].median():.1%} |")
+    top = pd.DataFrame(payload["top_channels"]["rows"])
+    lines += ["", f"On the top-1% channels of all layers: {top['wanda_only'].sum():,} weights kept "
+              f"by Wanda and pruned by magnitude, {top['magnitude_only'].sum():,} the reverse."]
     return "\n".join(lines) + f"\n\nProtocol: {payload['layers']['protocol']}"
 
 
