@@ -30,7 +30,7 @@ def test_figures(setup):
     thin = plot_disagreement_vs_norm(result.disagreement, max_points=100)
     top = int(result.disagreement.channels["top_channel"].sum())
     assert top <= len(thin.data[0].x) <= 100 + top
-    assert "Showing" in thin.layout.title.subtitle.text
+    assert "Shown:" in thin.layout.title.subtitle.text
     with pytest.raises(ValueError, match="not in the report"):
         plot_disagreement_vs_norm(result.disagreement, "nope")
     by_layer = plot_disagreement_by_layer(result.disagreement)

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from ..analysis.why import DisagreementReport
 from ..analysis.why_activations import ActivationIntervention
 from ..analysis.why_interventions import ChannelIntervention
-from ._style import METHOD_COLORS, finish_figure
+from ._style import METHOD_COLORS, finish_figure, wrap_caption
 
 __all__ = ["OUTLIER_COLOR", "RANDOM_COLOR", "plot_disagreement_vs_norm",
            "plot_disagreement_by_layer", "plot_channel_intervention",
@@ -22,9 +22,19 @@ OUTLIER_COLOR, RANDOM_COLOR, MEAN_COLOR = "#AA3377", "#66CCEE", "#CCBB44"  # Tol
 _SCATTERGL_ABOVE = 5000  # points per trace from which WebGL is used
 
 
+def _finish(fig: go.Figure, **kwargs) -> go.Figure:
+    """``finish_figure`` plus room for captions longer than two lines (these carry protocols;
+    measured in Chromium: without it a five-line caption overlaps the top tick label)."""
+    fig = finish_figure(fig, **kwargs)
+    extra_lines = wrap_caption(kwargs.get("caption") or "").count("<br>") + 1 - 2
+    if extra_lines > 0:
+        fig.update_layout(margin_t=fig.layout.margin.t + 12 * extra_lines)
+    return fig
+
+
 def _share_text(summary: dict, top_share: float) -> str:
-    return (f"top {top_share:.0%} of channels by ||X_j|| carry {summary['top_share']:.1%} of the "
-            f"disagreements (an even spread: {summary['uniform_share']:.1%}) and "
+    return (f"Top {top_share:.0%} of channels by ||X_j||: {summary['top_share']:.1%} of the "
+            f"disagreements (even spread {summary['uniform_share']:.1%}), "
             f"{summary['top_share_wanda_only']:.1%} of the weights only Wanda keeps")
 
 
@@ -36,8 +46,8 @@ def _thin(channels: pd.DataFrame, max_points: int | None) -> tuple[pd.DataFrame,
     rest = channels[~channels["top_channel"]]
     stride = -(-len(rest) // max(1, max_points - len(top)))  # ceil division
     shown = pd.concat([top, rest.iloc[::stride]])
-    return shown, (f"Showing {len(shown)} of {len(channels)} channels: every top channel and "
-                   f"every {stride}th other one. ")
+    return shown, (f"Shown: {len(shown):,} of {len(channels):,} channels (every top one, every "
+                   f"{stride}th other). ")
 
 
 def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = None, *,
@@ -71,7 +81,7 @@ def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = No
             hovertemplate="%{customdata[0]} channel %{customdata[1]}<br>||X_j|| %{x:.4g}: "
                           "%{y} weights<extra>" + method + " only</extra>"))
     scope = layer or f"all {len(report.layers) - (len(report.layers) > 1)} layers"
-    return finish_figure(
+    return _finish(
         fig, title=f"Where Wanda and magnitude disagree: {scope}",
         x_title="input channel norm ||X_j|| (log scale)",
         y_title="weights of the channel (count)", log_x=True,
@@ -88,7 +98,7 @@ def plot_disagreement_by_layer(report: DisagreementReport) -> go.Figure:
                    mode="markers", marker={"color": METHOD_COLORS["dense"], "symbol": "line-ew",
                                            "size": 14, "line": {"width": 2}})])
     fig.update_yaxes(tickformat=".0%")
-    return finish_figure(fig, title=f"Share of the disagreements on each layer's top "
+    return _finish(fig, title=f"Share of the disagreements on each layer's top "
                          f"{report.top_share:.0%} channels", x_title="prunable layer",
                          y_title="share of disagreements", caption=report.protocol())
 
@@ -132,7 +142,7 @@ def plot_channel_intervention(result: ChannelIntervention) -> go.Figure:
     if len(dense) and ks:
         fig.add_trace(_dense_trace(float(dense["perplexity"].iloc[0]), ks))
     fig.update_xaxes(tickvals=sorted(set(ks)), type="log")
-    return finish_figure(fig, title="Cutting the weights that read k input channels per layer",
+    return _finish(fig, title="Cutting the weights that read k input channels per layer",
                          x_title="k = input channels cut in every prunable layer (log scale)",
                          y_title="perplexity (log scale)", log_y=True,
                          caption=result.protocol())
@@ -150,6 +160,6 @@ def plot_activation_intervention(result: ActivationIntervention) -> go.Figure:
         text=[f"{v:.4g}" for v in table["perplexity"]], textposition="outside",
         customdata=table["replaced"],
         hovertemplate="%{x}: ppl %{y:.4g} (%{customdata} activations replaced)<extra></extra>"))
-    return finish_figure(fig, title="Massive activations: set to zero vs to their mean",
+    return _finish(fig, title="Massive activations: set to zero vs to their mean",
                          x_title="intervention", y_title="perplexity (log scale)", log_y=True,
                          caption=result.protocol())
