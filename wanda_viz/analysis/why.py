@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 TOP_SHARE = 0.01  # "top 1% of channels by input norm"
 CHANNEL_COLUMNS = ["layer", "channel", "input_norm", "norm_rank", "top_channel", "wanda_only",
                    "magnitude_only", "disagreements"]
+# in_features, n_top: of the "all layers" row, summed over the layers
 LAYER_COLUMNS = ["layer", "in_features", "n_top", "uniform_share", "disagreements", "wanda_only",
                  "magnitude_only", "top_share", "top_share_wanda_only"]
 ALL_LAYERS = "all layers"
