@@ -1,0 +1,1 @@
+"""One module per dashboard tab (``build``, ``wire``, its handlers); registered in ``ui.app.TABS``."""
