@@ -53,3 +53,29 @@ def test_service_loads_without_gradio():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PACKAGE.parent, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_cli_parser_alone_has_every_subcommand():
+    import subprocess
+    import sys
+    # A fresh interpreter: nothing else has been imported that could register a subcommand.
+    code = ("from wanda_viz.cli import COMMANDS, build_parser\n"
+            "parser = build_parser()\n"
+            "names = parser._subparsers._group_actions[0].choices\n"
+            "print(','.join(names), ','.join(COMMANDS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PACKAGE.parent, check=True).stdout.split()
+    assert out[0] == out[1] and {"prune", "sweep", "outliers"} <= set(out[0].split(","))
+
+
+def test_no_module_imports_the_cli_package():
+    # The CLI sits on top of the library: a library module importing it would be a cycle.
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "cli" or path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                assert not module.endswith("cli") and "cli." not in module, path
+                assert not (node.level and any(a.name == "cli" for a in node.names)), path
