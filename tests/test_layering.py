@@ -1,4 +1,5 @@
-"""Layering rules checked by parsing imports: ``ui/`` holds no model code, ``service/`` no Gradio."""
+"""Layering rules checked by parsing imports: ``ui/`` has no model code, ``service/`` no Gradio,
+and the command line is a table that nothing imports back."""
 from __future__ import annotations
 
 import ast
@@ -11,7 +12,7 @@ MODEL_LIBRARIES = {"torch", "transformers", "huggingface_hub"}
 
 
 def imported_roots(path: Path) -> set[str]:
-    """Top-level names of every absolute import in a file (``import a.b``, ``from a.b import c``)."""
+    """Top-level names of every absolute import (``import a.b``, ``from a.b import c``)."""
     roots = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

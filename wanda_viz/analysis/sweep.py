@@ -33,6 +33,7 @@ from ..config import PruneConfig, parse_structure
 from ..evaluate import count_eval_windows, eval_protocol, perplexity
 from ..models import WeightBackup, resolve_seq_len
 from ..pruning import prune_model
+from ..pruning.registry import METHOD_NAMES, get_method
 
 __all__ = [
     "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "tensor_sha256",
@@ -145,7 +146,7 @@ def sweep_points(methods: Sequence[str], sparsities: Sequence[float],
         levels = [nm[0] / nm[1]] if nm else list(dict.fromkeys(sparsities))  # unique, ordered
         for sparsity in levels:
             for method in methods:
-                chosen = None if method == "sparsegpt" else group
+                chosen = None if get_method(method).group_note else group
                 points.append(PruneConfig(method=method, sparsity=float(sparsity),
                                           structure=structure if nm else "unstructured",
                                           group=chosen))
@@ -235,7 +236,7 @@ def _sweep_context(fingerprint: dict, calib_ids: torch.Tensor | None, eval_ids: 
 
 @torch.no_grad()
 def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.Tensor, *,
-              fingerprint: dict, methods: Sequence[str] = ("magnitude", "wanda", "sparsegpt"),
+              fingerprint: dict, methods: Sequence[str] = METHOD_NAMES,
               sparsities: Sequence[float] = (0.5,), structures: Sequence[str] = ("unstructured",),
               group: str | None = None, include_dense: bool = True,
               calibration: dict | None = None, eval_label: str = "evaluation text",

@@ -88,7 +88,7 @@ def load_calibration(args, tokenizer, model) -> tuple[torch.Tensor, dict]:
 
 
 def evaluate_from_args(args, model, tokenizer, seq_len: int) -> tuple[float, str] | None:
-    """(perplexity, protocol caption) by the reference protocol, or None with --eval-dataset none."""
+    """(perplexity, protocol caption) by the reference protocol; None with --eval-dataset none."""
     evaluation = eval_config(args)
     if evaluation.source is None:
         return None

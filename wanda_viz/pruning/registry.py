@@ -51,6 +51,11 @@ class MethodSpec:
     def needs_calibration(self) -> bool:
         return self.stats != STATS_NONE
 
+    @property
+    def updates_weights(self) -> bool:
+        """Kept weights change too, so a keep-mask alone cannot rebuild the pruned layer."""
+        return self.prune is not None
+
 
 def _magnitude(weight: torch.Tensor, stats, percdamp: float) -> torch.Tensor:
     return magnitude_scores(weight)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import PruneConfig
+from ..pruning.registry import METHOD_NAMES
 
 __all__ = ["MODEL_ENV", "EMBEDDED", "HUB_MODELS", "Limits", "get_limits", "default_model",
            "PRESETS"]
@@ -83,10 +84,10 @@ def default_model() -> str | None:
 # One-click comparisons of the Prune tab: name -> configs run on the same calibration windows.
 PRESETS: dict[str, tuple[PruneConfig, ...]] = {
     "50% unstructured: magnitude vs Wanda vs SparseGPT": tuple(
-        PruneConfig(method=m, sparsity=0.5) for m in ("magnitude", "wanda", "sparsegpt")),
+        PruneConfig(method=m, sparsity=0.5) for m in METHOD_NAMES),
     "2:4: magnitude vs Wanda vs SparseGPT": tuple(
         PruneConfig(method=m, sparsity=0.5, structure="2:4")
-        for m in ("magnitude", "wanda", "sparsegpt")),
+        for m in METHOD_NAMES),
     "Wanda per-row vs per-layer": (PruneConfig(method="wanda", sparsity=0.5, group="row"),
                                    PruneConfig(method="wanda", sparsity=0.5, group="layer")),
 }

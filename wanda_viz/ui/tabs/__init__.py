@@ -1,1 +1,2 @@
-"""One module per dashboard tab (``build``, ``wire``, its handlers); registered in ``ui.app.TABS``."""
+"""One module per dashboard tab (``build``, ``wire``, its handlers), registered in
+``ui.app.TABS``."""
