@@ -1,4 +1,4 @@
-"""The method registry: hand-computed scores, what each method needs, and one entry adds a method."""
+"""The method registry: hand-computed scores, what each method needs, one entry adds a method."""
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -41,7 +41,9 @@ def write_tiny_data(folder: Path) -> Path:
 def save_tiny_checkpoint(folder: Path) -> Path:
     """Tiny random LLaMA (hidden 32, 2 blocks, context 256) and an offline BPE tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    from wanda_viz.testing import make_tiny_model
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -51,11 +53,7 @@ def save_tiny_checkpoint(folder: Path) -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
                                    bos_token="<|endoftext|>", pad_token="<|endoftext|>",
                                    unk_token="<unk>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    make_tiny_model("llama", vocab_size=128, max_position_embeddings=256).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
 
