@@ -1,4 +1,4 @@
-"""The "Why it works" tab: handlers called directly on the tiny checkpoint of test_ui_handlers."""
+"""Tab 7, why it works: handlers called directly on the tiny checkpoint of test_ui_handlers."""
 from __future__ import annotations
 
 import gradio as gr
@@ -17,7 +17,7 @@ def tiny_assets(tmp_path_factory):
 
 @pytest.fixture
 def app_env(tiny_assets, monkeypatch, tmp_path):
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     model_dir, data_dir = tiny_assets
     monkeypatch.setenv("WANDA_VIZ_MODEL", str(model_dir))
     monkeypatch.setenv("WANDA_VIZ_DATA", str(data_dir))
@@ -34,22 +34,25 @@ def test_tab_is_built_with_its_endpoint(app_env):
 
 
 def test_why_needs_a_prune_first(app_env):
-    from wanda_viz.ui import why_tab
-    from wanda_viz.ui.engine import Session
+    from wanda_viz.service import Session
+    from wanda_viz.ui.tabs import why
     with pytest.raises(gr.Error, match="Run a prune"):
-        why_tab.on_why(Session(), 0.5, [1, 2], 1)
+        why.on_why(Session(), sparsity=0.5, ks=[1, 2], seeds=1)
 
 
 def test_three_steps_after_a_prune(app_env):
     from wanda_viz.models import WeightBackup
-    from wanda_viz.ui import handlers, why_tab
-    from wanda_viz.ui.cache import MODELS
-    from wanda_viz.ui.engine import Session
-    session = handlers.on_prune(Session(), **SETUP, **PRUNE)[0]
-    outputs = why_tab.on_why(session, *why_tab.on_preset(list(why_tab.PRESETS)[1]))
-    result, named = outputs[0], dict(zip(why_tab.OUTPUTS, outputs[1:]))
+    from wanda_viz.service import Session
+    from wanda_viz.service.cache import MODELS
+    from wanda_viz.ui.tabs import model, why
+    session = model.on_prune(Session(), **SETUP, **PRUNE)["session"]
+    preset = why.on_preset(list(why.PRESETS)[1])
+    assert preset == {"sparsity": 0.5, "ks": [1, 2, 4], "seeds": 1}
+    named = why.on_why(session, **preset)
+    result = named["state"]
+    assert set(named) == {"state", *why.OUTPUTS}
     assert "Protocol:" in named["summary"] and "top 1%" in named["summary"]
-    assert named["layer"].choices[0][0] == why_tab.ALL_LAYERS
+    assert named["layer"].choices[0][0] == why.ALL_LAYERS
     for name in ("scatter", "by_layer", "weights_fig"):
         assert isinstance(named[name], go.Figure)
     assert list(named["weights"]["kind"]) == ["dense"] + ["outlier"] * 3 + ["random"] * 3
@@ -61,9 +64,8 @@ def test_three_steps_after_a_prune(app_env):
     (entry,) = MODELS._models.values()
     assert all(torch.equal(w, entry.backup.weights[n])
                for n, w in WeightBackup(entry.model).weights.items())
-    again = why_tab.on_why(session, 0.5, [1, 2, 4], 1)
-    assert again[0].weights.table["cached"].all()     # same model and calibration: from disk
+    again = why.on_why(session, sparsity=0.5, ks=[1, 2, 4], seeds=1)
+    assert again["state"].weights.table["cached"].all()  # same model and calibration: from disk
     layer = result.disagreement.layers["layer"].iloc[0]
-    one = why_tab.on_layer(result, layer)
-    assert layer in one.layout.title.text
-    assert why_tab.on_layer(None, layer) is None
+    assert layer in why.on_layer(result, layer)["scatter"].layout.title.text
+    assert why.on_layer(None, layer) == {"scatter": None}

@@ -33,9 +33,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..config import DEFAULT_GROUP
+from ..captions import calibration_caption
 from ..models import weight_matrix
-from ..pruning import magnitude_scores, topk_keep_mask, wanda_scores
+from ..pruning import get_method, magnitude_scores, topk_keep_mask, wanda_scores
 from .outliers import ActivationReport
 from .scores import collect_layer_stats
 from .sweep import _sweep_context, _write_json_atomic, default_cache_dir
@@ -43,7 +43,7 @@ from .sweep import _sweep_context, _write_json_atomic, default_cache_dir
 __all__ = [
     "TOP_SHARE", "CHANNEL_COLUMNS", "LAYER_COLUMNS", "DisagreementReport", "top_channel_count",
     "channel_disagreement", "summarize_disagreement", "layer_disagreement", "model_disagreement",
-    "calibration_caption", "why_context", "cached_point",
+    "why_context", "cached_point",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,9 @@ def channel_disagreement(weight: torch.Tensor, input_sq_norm: torch.Tensor, spar
     weight = weight.detach().float().cpu()
     input_sq_norm = input_sq_norm.detach().float().cpu()
     wanda_keep = topk_keep_mask(wanda_scores(weight, input_sq_norm), sparsity,
-                                DEFAULT_GROUP["wanda"])
-    magnitude_keep = topk_keep_mask(magnitude_scores(weight), sparsity, DEFAULT_GROUP["magnitude"])
+                                get_method("wanda").default_group)
+    magnitude_keep = topk_keep_mask(magnitude_scores(weight), sparsity,
+                                    get_method("magnitude").default_group)
     wanda_only = (wanda_keep & ~magnitude_keep).sum(dim=0)          # (in,)
     magnitude_only = (magnitude_keep & ~wanda_keep).sum(dim=0)      # (in,)
     norms = input_sq_norm.sqrt()
@@ -121,14 +122,6 @@ def summarize_disagreement(channels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
 
-def calibration_caption(calibration: dict | None, calib_ids: torch.Tensor | None = None) -> str:
-    """'<source> (<n> x <seq_len> tokens, seed <s>)' for protocol strings."""
-    calib = calibration or {}
-    n, length = tuple(calib_ids.shape) if calib_ids is not None else ("?", "?")
-    return (f"{calib.get('source', 'calibration windows')} ({calib.get('n_samples', n)} x "
-            f"{calib.get('seq_len', length)} tokens, seed {calib.get('seed', '?')})")
-
-
 @dataclass
 class DisagreementReport:
     """Wanda vs magnitude keep-masks per input channel, for one layer or all (CPU, picklable).
@@ -155,7 +148,7 @@ class DisagreementReport:
     def protocol(self) -> str:
         return (f"Wanda |W|*||X_j|| per output row vs magnitude |W| per layer, both at "
                 f"{self.sparsity:.0%} sparsity on the dense weights; ||X_j|| from {self.statistics}"
-                f", {calibration_caption(self.calibration)}; top {self.top_share:.0%} = the "
+                f" on {calibration_caption(self.calibration)}; top {self.top_share:.0%} = the "
                 f"ceil({self.top_share:g} x in_features) channels of each layer with the largest "
                 "||X_j||")
 

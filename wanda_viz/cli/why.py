@@ -3,8 +3,7 @@
 One dense pass, then: where Wanda and magnitude disagree per input channel (against ``||X_j||``),
 perplexity after cutting the weights that read the top-k outlier vs k random input channels of
 every layer, and perplexity with the massive activations set to zero vs to their mean. Perplexity
-points are cached on disk like sweep points. ``add_arguments(parser)`` and ``run(args)`` form
-the command (registered in the CLI's command table).
+points are cached on disk like sweep points.
 """
 from __future__ import annotations
 
@@ -13,13 +12,13 @@ import logging
 
 import pandas as pd
 
-from ..cli import add_calib_args, add_eval_args, add_model_args, load_calibration
+from ..analysis.sweep import default_cache_dir, model_fingerprint
+from ..analysis.why import TOP_SHARE
+from ..analysis.why_run import WhyResult, export_why, run_why
 from ..data import get_eval_ids
-from ..models import (DEMO_MODEL_DIR, find_decoder_layers, find_prunable_layers, load_model,
-                      resolve_seq_len)
-from .sweep import default_cache_dir, model_fingerprint
-from .why import TOP_SHARE
-from .why_run import WhyResult, export_why, run_why
+from ..models import DEMO_MODEL_DIR, find_decoder_layers, find_prunable_layers, resolve_seq_len
+from .common import (add_calib_args, add_eval_args, add_model_args, eval_config,
+                     load_calibration, load_model_from_args)
 
 __all__ = ["add_arguments", "run"]
 
@@ -95,26 +94,26 @@ def _report(result: WhyResult, layer: str | None) -> None:
 
 def run(args) -> int:
     """Why Wanda works: per-channel disagreement, outlier-channel and massive-activation cuts."""
-    if args.eval_file is None and args.eval_dataset == "none":
+    evaluation = eval_config(args)
+    if evaluation.source is None:
         raise ValueError("why needs perplexity: give --eval-file or --eval-dataset")
     ks, seeds = _int_list(args.ks, "--ks"), _int_list(args.seeds, "--seeds")
-    model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype,
-                                  trust_remote_code=args.trust_remote_code, revision=args.revision)
+    model, tokenizer = load_model_from_args(args)
     prefix, blocks = find_decoder_layers(model)
     if args.layer is not None and args.layer not in find_prunable_layers(blocks, prefix):
         raise ValueError(f"--layer {args.layer!r} is not a prunable layer of this model, e.g. "
                          + ", ".join(list(find_prunable_layers(blocks[0], f"{prefix}.0"))[:3]))
     seq_len = resolve_seq_len(model, args.seq_len)
     calib_ids, calib_info = load_calibration(args, tokenizer, model)
-    eval_ids, eval_label = get_eval_ids(tokenizer, source=args.eval_file or args.eval_dataset,
-                                        data_dir=args.data_dir)
+    eval_ids, eval_label = get_eval_ids(tokenizer, source=evaluation.source,
+                                        data_dir=evaluation.data_dir)
     fingerprint = None if args.no_cache else model_fingerprint(
         args.model or DEMO_MODEL_DIR, revision=args.revision, model=model,
         cache_dir=args.cache_dir)
     result = run_why(model, calib_ids, eval_ids, tokenizer=tokenizer, sparsity=args.sparsity,
                      ks=ks, seeds=seeds, top_share=args.top_share, fingerprint=fingerprint,
                      calibration=calib_info, eval_label=eval_label, seq_len=seq_len,
-                     max_windows=args.max_eval_windows, cache_dir=args.cache_dir,
+                     max_windows=evaluation.max_windows, cache_dir=args.cache_dir,
                      batch_size=args.batch_size, min_abs=args.massive_abs,
                      min_ratio=args.massive_ratio, model_name=args.model)
     _report(result, args.layer)

@@ -1,20 +1,18 @@
-"""Tab "Why it works": a teacher's walkthrough of the mechanism behind Wanda, in three steps.
+"""Tab 7, why it works: a teacher's walkthrough of the mechanism behind Wanda, in three steps.
 
-Self-contained (components, wiring, handlers; no model code): the model job is
-``wanda_viz.service_why.why_job``. It reuses the model, calibration windows and perplexity
-protocol of the session's last prune (tab 1) and keeps its result in its own ``gr.State``.
-Named API endpoint: /why (outputs: summary, figures, tables, protocols, files).
+The model job is ``service.jobs.why_job``. It reuses the model, calibration windows and perplexity
+protocol of the session's last prune (tab 1) and keeps its result in the tab's own ``gr.State``.
+Named API endpoint: /why (outputs: summary, figures, tables, protocols, files CSV / JSON).
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from .. import figures
-from ..analysis.why_run import WhyResult, export_why
-from ..service_why import why_job
-from .cache import new_download_dir
-from .handlers import _need_calibration, _readable
-from .settings import get_limits
+from ... import figures
+from ...analysis.why_run import WhyResult, export_why
+from ...service import Session, get_limits, jobs
+from ...service.cache import new_download_dir
+from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "PRESETS", "TEXT", "build", "wire", "on_why", "on_layer",
            "on_preset"]
@@ -27,8 +25,6 @@ PRESETS = {  # name -> (sparsity, ks, random seeds)
     "Quick look: 50%, k = 1, 2, 4, one random seed": (0.5, [1, 2, 4], 1),
     "High sparsity: 70%, k = 1, 2, 4, 8, three random seeds": (0.7, [1, 2, 4, 8], 3),
 }
-GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
-QUIET = {"api_visibility": "private", "queue": False}
 
 TEXT = """**Why does Wanda work?** Its paper argues: a few input channels carry huge activations;
 magnitude pruning deletes the small weights that read them; Wanda (|W| x ||X_j||, compared per
@@ -52,7 +48,7 @@ OUTPUTS = ("summary", "layer", "scatter", "by_layer", "weights_fig", "weights", 
            "activations_fig", "activations", "activations_protocol", "files")
 
 
-def build(limits=None) -> dict:
+def build(limits) -> dict:
     gr.Markdown(TEXT)
     c = {"state": gr.State(None)}
     with gr.Row():
@@ -80,18 +76,20 @@ def build(limits=None) -> dict:
     return c
 
 
-def wire(session: gr.State, c: dict) -> None:
-    c["preset"].change(on_preset, [c["preset"]], [c["sparsity"], c["ks"], c["seeds"]], **QUIET)
-    c["run"].click(on_why, [session, c["sparsity"], c["ks"], c["seeds"]],
-                   [c["state"], *(c[name] for name in OUTPUTS)], api_name="why", **GPU)
-    c["layer"].change(on_layer, [c["state"], c["layer"]], [c["scatter"]], **QUIET)
+def wire(ctx: Context) -> None:
+    c = ctx.tabs[ID]
+    listen(c["preset"].change, on_preset, [c["preset"]], pick(c, "sparsity", "ks", "seeds"),
+           **QUIET)
+    listen(c["run"].click, on_why, [ctx.session], pick(c, "state", *OUTPUTS), api_name="why",
+           inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), **GPU)
+    listen(c["layer"].change, on_layer, [c["state"], c["layer"]], pick(c, "scatter"), **QUIET)
 
 
-def on_preset(preset: str):
-    """(sparsity, ks, seeds) of a preset."""
+def on_preset(preset: str) -> dict:
+    """Sparsity, k values and number of random seeds of a preset."""
     if preset not in PRESETS:
         raise gr.Error(f"unknown preset {preset!r}")
-    return PRESETS[preset]
+    return dict(zip(("sparsity", "ks", "seeds"), PRESETS[preset]))
 
 
 def _summary(result: WhyResult) -> str:
@@ -112,36 +110,40 @@ def _files(result: WhyResult) -> list[str]:
                                        out_json=folder / "why.json")]
 
 
-@_readable
-def on_why(session, sparsity: float, ks: list[int], seeds: int,
-           progress=gr.Progress(track_tqdm=True)):
+@readable
+def on_why(session: Session, *, sparsity: float, ks: list[int], seeds: int,
+           progress=gr.Progress(track_tqdm=True)) -> dict:
     """All three steps on the dense model of the session's last prune."""
-    _need_calibration(session)
+    need_calibration(session)
     if session.eval_spec is None or session.eval_spec.source is None:
         raise gr.Error("steps 2 and 3 need an evaluation text: choose one in tab 1 and prune")
     if not ks:
         raise gr.Error("choose at least one k")
-    result = why_job(session.model, session.calib_ids, session.eval_spec,
-                     calibration=session.calibration, limits=get_limits(),
-                     sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
-                     seeds=tuple(range(int(seeds))))
+    result = jobs.why_job(session.model, session.calib_ids, session.eval_spec,
+                          calibration=session.calibration, limits=get_limits(),
+                          sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
+                          seeds=tuple(range(int(seeds))))
     names = result.disagreement.layers["layer"]
-    layers = [ALL_LAYERS, *names[names != ALL_LAYERS]]
     activations = result.activations
-    return (result, _summary(result), gr.Dropdown(choices=layers, value=ALL_LAYERS),
-            figures.plot_disagreement_vs_norm(result.disagreement),
-            figures.plot_disagreement_by_layer(result.disagreement),
-            figures.plot_channel_intervention(result.weights), result.weights.table.round(4),
-            f"**Protocol:** {result.weights.protocol()}",
-            figures.plot_activation_intervention(activations) if activations else None,
-            activations.table.round(4) if activations else None,
-            f"**Protocol:** {activations.protocol()}" if activations
-            else f"*{result.activation_note}*", _files(result))
+    return {
+        "state": result, "summary": _summary(result),
+        "layer": gr.Dropdown(choices=[ALL_LAYERS, *names[names != ALL_LAYERS]], value=ALL_LAYERS),
+        "scatter": figures.plot_disagreement_vs_norm(result.disagreement),
+        "by_layer": figures.plot_disagreement_by_layer(result.disagreement),
+        "weights_fig": figures.plot_channel_intervention(result.weights),
+        "weights": result.weights.table.round(4),
+        "weights_protocol": f"**Protocol:** {result.weights.protocol()}",
+        "activations_fig": figures.plot_activation_intervention(activations)
+        if activations else None,
+        "activations": activations.table.round(4) if activations else None,
+        "activations_protocol": f"**Protocol:** {activations.protocol()}" if activations
+        else f"*{result.activation_note}*",
+        "files": _files(result)}
 
 
-def on_layer(result: WhyResult | None, layer: str):
+def on_layer(result: WhyResult | None, layer: str) -> dict:
     """Redraw the disagreement scatter for one layer (or all) from the tab's state."""
     if result is None or not layer:
-        return None
-    return figures.plot_disagreement_vs_norm(result.disagreement,
-                                             None if layer == ALL_LAYERS else layer)
+        return {"scatter": None}
+    return {"scatter": figures.plot_disagreement_vs_norm(
+        result.disagreement, None if layer == ALL_LAYERS else layer)}
