@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["INTRO", "MODEL_TAB", "OUTLIERS_TAB", "SCORES_TAB", "MASKS_TAB", "SWEEP_TAB",
-           "GENERATE_TAB"]
+           "GENERATE_TAB", "WHY_TAB"]
 
 INTRO = """# wanda-viz: why can half of an LLM's weights be removed?
 Prune a causal language model with **magnitude**, **Wanda** (|W| x input-activation norm, compared
@@ -58,3 +58,21 @@ from the dense continuation are highlighted; the plot gives the probability of e
 Tokens/s compares dense and pruned models on the same dense kernels: unstructured zeros give no
 speedup. **Why it matters.** Perplexity is an average; text shows where a pruned model first goes
 its own way."""
+
+WHY_TAB = """**Why does Wanda work?** Its paper argues: a few input channels carry huge activations;
+magnitude pruning deletes the small weights that read them; Wanda (|W| x ||X_j||, compared per
+output row) keeps them. This tab tests the argument on the model of your last prune (tab 1), with
+its calibration windows and perplexity protocol, in three steps:
+
+1. **Where do the two masks disagree?** Per input channel j, the weights Wanda keeps and magnitude
+   prunes (blue) and the reverse (red), against the channel's norm ||X_j||. If the argument holds,
+   the blue points pile up at the right and the top 1% of channels carry far more than 1% of the
+   disagreements.
+2. **Do those weights matter?** Remove every weight that reads the k largest-norm input channels
+   of each layer, and the same number of weights reading k random channels, and compare perplexity.
+3. **What do the big activations do?** Massive activations (Sun et al., arXiv 2402.17762) set to
+   zero break the model; set to their average they change almost nothing: they act as fixed
+   biases, which is why the weights that read them must survive pruning.
+
+The dense model is never changed (weights restored, hooks removed); perplexity points are cached
+per model and calibration like the sweep. A tiny demo model shows weaker effects than a real LLM."""

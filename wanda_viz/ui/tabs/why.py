@@ -12,10 +12,10 @@ from ... import figures
 from ...analysis.why_run import WhyResult, export_why
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
+from .. import texts
 from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
 
-__all__ = ["TITLE", "ID", "PRESETS", "TEXT", "build", "wire", "on_why", "on_layer",
-           "on_preset"]
+__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "on_why", "on_layer", "on_preset"]
 
 TITLE, ID = "7. Why it works", "why"
 ALL_LAYERS = "all layers"
@@ -25,31 +25,12 @@ PRESETS = {  # name -> (sparsity, ks, random seeds)
     "Quick look: 50%, k = 1, 2, 4, one random seed": (0.5, [1, 2, 4], 1),
     "High sparsity: 70%, k = 1, 2, 4, 8, three random seeds": (0.7, [1, 2, 4, 8], 3),
 }
-
-TEXT = """**Why does Wanda work?** Its paper argues: a few input channels carry huge activations;
-magnitude pruning deletes the small weights that read them; Wanda (|W| x ||X_j||, compared per
-output row) keeps them. This tab tests the argument on the model of your last prune (tab 1), with
-its calibration windows and perplexity protocol, in three steps:
-
-1. **Where do the two masks disagree?** Per input channel j, the weights Wanda keeps and magnitude
-   prunes (blue) and the reverse (red), against the channel's norm ||X_j||. If the argument holds,
-   the blue points pile up at the right and the top 1% of channels carry far more than 1% of the
-   disagreements.
-2. **Do those weights matter?** Remove every weight that reads the k largest-norm input channels
-   of each layer, and the same number of weights reading k random channels, and compare perplexity.
-3. **What do the big activations do?** Massive activations (Sun et al., arXiv 2402.17762) set to
-   zero break the model; set to their average they change almost nothing: they act as fixed
-   biases, which is why the weights that read them must survive pruning.
-
-The dense model is never changed (weights restored, hooks removed); perplexity points are cached
-per model and calibration like the sweep. A tiny demo model shows weaker effects than a real LLM."""
-
 OUTPUTS = ("summary", "layer", "scatter", "by_layer", "weights_fig", "weights", "weights_protocol",
            "activations_fig", "activations", "activations_protocol", "files")
 
 
 def build(limits) -> dict:
-    gr.Markdown(TEXT)
+    gr.Markdown(texts.WHY_TAB)
     c = {"state": gr.State(None)}
     with gr.Row():
         c["preset"] = gr.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset", scale=3)
