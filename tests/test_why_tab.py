@@ -69,3 +69,21 @@ def test_three_steps_after_a_prune(app_env):
     layer = result.disagreement.layers["layer"].iloc[0]
     assert layer in why.on_layer(result, layer)["scatter"].layout.title.text
     assert why.on_layer(None, layer) == {"scatter": None}
+
+
+def test_why_through_the_named_api(tmp_path):
+    from gradio_client import Client
+    from app_server import serve_app
+    from wanda_viz.ui.tabs import why
+    with serve_app(tmp_path) as url:
+        client = Client(url, verbose=False, download_files=False)
+        client.predict(**SETUP, **PRUNE, api_name="/prune")
+        outputs = client.predict(sparsity=0.5, ks=[1, 2], seeds=1, api_name="/why")
+    named = dict(zip(why.OUTPUTS, outputs))   # the tab's gr.State is not part of the API
+    assert "top 1%" in named["summary"] and "Protocol:" in named["summary"]
+    assert [row[0] for row in named["weights"]["data"]] == ["dense", "outlier", "outlier",
+                                                            "random", "random"]
+    assert "perplexity:" in named["weights_protocol"]
+    # no massive activations in a random tiny model: no activation table among the downloads
+    assert sorted(f["orig_name"] for f in named["files"]) == [
+        "why.csv", "why.json", "why_channels.csv", "why_weights.csv"]
