@@ -50,9 +50,11 @@ def _activations(payload: dict) -> str:
     table = pd.DataFrame(payload["activations"]["rows"])
     if table.empty:
         return f"Massive activations: {payload['activations'].get('note', 'none')}"
-    lines = ["| massive activations | perplexity | entries replaced |", "|---|---|---|"]
+    lines = ["| massive activations | perplexity | entries replaced (of them on the first token) |",
+             "|---|---|---|"]
     for row in table.itertuples():
-        lines.append(f"| {row.intervention} | {row.perplexity:.2f} | {row.replaced} |")
+        lines.append(f"| {row.intervention} | {row.perplexity:.2f} | {row.replaced} "
+                     f"({row.first_token}) |")
     return "\n".join(lines) + f"\n\nProtocol: {payload['activations']['protocol']}"
 
 

@@ -158,6 +158,8 @@ def test_zero_destroys_mean_keeps(setup, tmp_path):
     replaced = result.table.set_index("intervention")["replaced"]
     assert replaced["zero"] == replaced["mean"] == int((eval_ids == MASSIVE_TOKEN).sum())
     assert replaced["dense"] == 0
+    first = result.table.set_index("intervention")["first_token"]
+    assert first["zero"] == first["mean"] == eval_ids.numel() // 16   # every window starts with 5
     assert ppl["zero"] > 1.5 * ppl["dense"]
     assert abs(ppl["mean"] - ppl["dense"]) < 0.01 * ppl["dense"]
     assert "model.layers.0" in result.protocol()

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..captions import calibration_caption
+from ..evaluate import perplexity
 from ..models import weight_matrix
 from ..pruning import get_method, magnitude_scores, topk_keep_mask, wanda_scores
 from .outliers import ActivationReport
@@ -43,7 +44,7 @@ from .sweep import _sweep_context, _write_json_atomic, default_cache_dir
 __all__ = [
     "TOP_SHARE", "CHANNEL_COLUMNS", "LAYER_COLUMNS", "DisagreementReport", "top_channel_count",
     "channel_disagreement", "summarize_disagreement", "layer_disagreement", "model_disagreement",
-    "why_context", "cached_point",
+    "why_context", "cached_point", "dense_point",
 ]
 
 logger = logging.getLogger(__name__)
@@ -239,3 +240,12 @@ def cached_point(settings: dict, context: dict | None, compute: Callable[[], dic
     cache.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(path, {"row": row, "settings": settings, "context": context})
     return {**row, "cached": False}
+
+
+def dense_point(model: nn.Module, eval_ids: torch.Tensor, *, seq_len: int,
+                max_windows: int | None, context: dict | None, cache_dir=None) -> dict:
+    """``{"perplexity", "cached"}`` of the unchanged model: one cached point that the weight and
+    the activation interventions share, so both show the same dense line."""
+    return cached_point({"analysis": "why-dense"}, context, lambda: {
+        "perplexity": perplexity(model, eval_ids, seq_len, max_windows=max_windows,
+                                 show_progress=False)}, cache_dir=cache_dir)

@@ -26,7 +26,7 @@ from torch import nn
 from ..evaluate import count_eval_windows, perplexity
 from ..models import model_device, resolve_seq_len
 from .outliers import ActivationReport, find_massive_activations
-from .why import cached_point, why_context
+from .why import cached_point, dense_point, why_context
 
 __all__ = ["ACTIVATION_COLUMNS", "INTERVENTIONS", "MassiveSites", "massive_sites",
            "flag_massive", "measure_massive_means", "replace_massive_activations",
@@ -34,8 +34,10 @@ __all__ = ["ACTIVATION_COLUMNS", "INTERVENTIONS", "MassiveSites", "massive_sites
 
 logger = logging.getLogger(__name__)
 
-# replaced: massive entries overwritten during the evaluation; windows: evaluation windows
-ACTIVATION_COLUMNS = ["intervention", "perplexity", "replaced", "windows", "cached"]
+# replaced: massive entries overwritten during the evaluation, first_token: those at position 0;
+# windows: evaluation windows
+ACTIVATION_COLUMNS = ["intervention", "perplexity", "replaced", "first_token", "windows",
+                      "cached"]
 INTERVENTIONS = ("zero", "mean")
 
 
@@ -145,7 +147,8 @@ def replace_massive_activations(model: nn.Module, sites: MassiveSites,
     """While inside the ``with``, massive entries at ``sites`` are set to 0 or to their mean.
 
     Yields:
-        a dict counting ``replaced`` entries and ``windows`` seen. The hook is removed on exit.
+        a dict counting ``replaced`` entries (``first_token``: those at position 0) and
+        ``windows`` seen. The hook is removed on exit.
     """
     if mode not in INTERVENTIONS:
         raise ValueError(f"mode must be one of {INTERVENTIONS}, got {mode!r}")
@@ -154,7 +157,7 @@ def replace_massive_activations(model: nn.Module, sites: MassiveSites,
     channels = torch.tensor(sites.channels)
     fill = torch.tensor([sites.means[c] for c in sites.channels]) if mode == "mean" \
         else torch.zeros(len(sites.channels))
-    counter = {"replaced": 0, "windows": 0}
+    counter = {"replaced": 0, "first_token": 0, "windows": 0}
 
     def hook(module, inputs, output):
         hidden = _hidden_of(output)
@@ -164,6 +167,7 @@ def replace_massive_activations(model: nn.Module, sites: MassiveSites,
         changed[..., index] = torch.where(flags, fill.to(hidden.device, hidden.dtype),
                                           hidden[..., index])
         counter["replaced"] += int(flags.sum())
+        counter["first_token"] += int(flags[:, 0].sum())
         counter["windows"] += hidden.shape[0]
         if isinstance(output, (tuple, list)):
             return type(output)((changed, *output[1:]))
@@ -213,18 +217,21 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
                                   massive_sites(report, min_abs=min_abs, min_ratio=min_ratio),
                                   batch_size=batch_size)
     windows = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
-    rows = []
-    for mode in ("dense",) + INTERVENTIONS:
+    base = dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
+                       context=context, cache_dir=cache_dir)
+    rows = [{"intervention": "dense", "replaced": 0, "first_token": 0, "windows": windows,
+             **base}]
+    for mode in INTERVENTIONS:
         settings = {"analysis": "why-activations", "mode": mode, "block": sites.block,
-                    "channels": sites.channels, "min_abs": min_abs, "min_ratio": min_ratio}
+                    "channels": sites.channels, "min_abs": min_abs, "min_ratio": min_ratio,
+                    "columns": ACTIVATION_COLUMNS}  # a new column makes old cached rows stale
 
         def compute(mode=mode) -> dict:
-            with (replace_massive_activations(model, sites, mode) if mode != "dense"
-                  else contextlib.nullcontext({"replaced": 0})) as counter:
+            with replace_massive_activations(model, sites, mode) as counter:
                 ppl = perplexity(model, eval_ids, seq_len, max_windows=max_windows,
                                  show_progress=False)
             return {"intervention": mode, "perplexity": ppl, "replaced": counter["replaced"],
-                    "windows": windows}
+                    "first_token": counter["first_token"], "windows": windows}
 
         rows.append(cached_point(settings, context, compute, cache_dir=cache_dir))
     return ActivationIntervention(pd.DataFrame(rows, columns=ACTIVATION_COLUMNS), sites,

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..evaluate import perplexity
 from ..models import WeightBackup, resolve_seq_len, weight_matrix
-from .why import cached_point, why_context
+from .why import cached_point, dense_point, why_context
 
 __all__ = [
     "WEIGHT_COLUMNS", "outlier_channels", "select_channels",
@@ -132,20 +132,20 @@ def channel_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids: to
                                   max_windows=max_windows)
     total_weights = sum(weight_matrix(m).numel() for n, m in model.named_modules()
                         if n in input_norms)
-    points = [("dense", 0, None)] + [("outlier", k, None) for k in ks] + \
-        [("random", k, s) for k in ks for s in seeds]
+    points = [("outlier", k, None) for k in ks] + [("random", k, s) for k in ks for s in seeds]
     backup = dense or WeightBackup(model)
-    rows = []
+    base = dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
+                       context=context, cache_dir=cache_dir)
+    rows = [{"kind": "dense", "k": 0, "seed": None, "zeroed_weights": 0, "zeroed_share": 0.0,
+             **base}]
     try:
         for done, (kind, k, seed) in enumerate(points, start=1):
             settings = {"analysis": "why-weights", "kind": kind, "k": k, "seed": seed,
                         "exclude_top": ks[-1] if kind == "random" else None}
 
             def compute(kind=kind, k=k, seed=seed) -> dict:
-                zeroed = 0
-                if kind != "dense":
-                    chosen = select_channels(input_norms, k, seed=seed, exclude_top=ks[-1])
-                    zeroed = zero_input_channels(model, chosen)
+                chosen = select_channels(input_norms, k, seed=seed, exclude_top=ks[-1])
+                zeroed = zero_input_channels(model, chosen)
                 ppl = perplexity(model, eval_ids, seq_len, max_windows=max_windows,
                                  show_progress=False)
                 backup.restore(model)
