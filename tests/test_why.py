@@ -185,6 +185,9 @@ def test_run_why_and_export(setup, tmp_path):
     result = run_why(model, calib, eval_ids, ks=(1,), seeds=(0,), seq_len=16, max_windows=8)
     assert_unchanged(model, before)
     assert result.activations is not None and not result.massive.empty
+    dense = result.weights.table.iloc[0]
+    assert dense["kind"] == "dense"       # one dense point serves both interventions
+    assert result.activations.table.iloc[0]["perplexity"] == dense["perplexity"]
     written = export_why(result, out_json=tmp_path / "why.json", out_csv=tmp_path / "why.csv")
     assert {p.name for p in written} == {"why.json", "why.csv", "why_channels.csv",
                                          "why_weights.csv", "why_activations.csv"}

@@ -200,12 +200,15 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
                             min_ratio: float = 1000.0, fingerprint: dict | None = None,
                             calibration: dict | None = None, eval_label: str = "evaluation text",
                             seq_len: int | None = None, max_windows: int | None = None,
-                            cache_dir=None, batch_size: int = 8) -> ActivationIntervention:
+                            cache_dir=None, batch_size: int = 8,
+                            dense: dict | None = None) -> ActivationIntervention:
     """Dense perplexity, then with massive activations set to zero, then to their mean.
 
     Args:
         report: ``collect_activation_report(model, calib_ids)`` of this dense model.
         fingerprint: ``model_fingerprint(...)``; None = no on-disk cache.
+        dense: ``{"perplexity", "cached"}`` of the dense model under the same protocol when
+            already known (``run_why`` passes the weight intervention's); None = ``dense_point``.
     Returns:
         ActivationIntervention (rows: dense, zero, mean).
     """
@@ -217,8 +220,8 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
                                   massive_sites(report, min_abs=min_abs, min_ratio=min_ratio),
                                   batch_size=batch_size)
     windows = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
-    base = dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
-                       context=context, cache_dir=cache_dir)
+    base = dense or dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
+                                context=context, cache_dir=cache_dir)
     rows = [{"intervention": "dense", "replaced": 0, "first_token": 0, "windows": windows,
              **base}]
     for mode in INTERVENTIONS:

@@ -82,9 +82,11 @@ def run_why(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor, *
     massive = find_massive_activations(report, min_abs=min_abs, min_ratio=min_ratio)
     activations, note = None, ""
     try:
-        activations = activation_intervention(model, calib_ids, eval_ids, report,
-                                              min_abs=min_abs, min_ratio=min_ratio,
-                                              batch_size=batch_size, **shared)
+        dense_row = weights.table.iloc[0]  # the one dense point, shared
+        activations = activation_intervention(
+            model, calib_ids, eval_ids, report, min_abs=min_abs, min_ratio=min_ratio,
+            batch_size=batch_size, dense={"perplexity": float(dense_row["perplexity"]),
+                                          "cached": bool(dense_row["cached"])}, **shared)
     except ValueError as err:  # no massive activations: nothing to intervene on
         note = str(err)
         logger.info("activation intervention skipped: %s", note)

@@ -117,7 +117,10 @@ def run(args) -> int:
                      batch_size=args.batch_size, min_abs=args.massive_abs,
                      min_ratio=args.massive_ratio, model_name=args.model)
     _report(result, args.layer)
-    rows = [result.weights.table] + ([result.activations.table] if result.activations else [])
+    rows = [result.weights.table]  # the activation table's dense row is the same point
+    if result.activations is not None:
+        table = result.activations.table
+        rows.append(table[table["intervention"] != "dense"])
     cached = sum(int(t["cached"].sum()) for t in rows)
     print(f"\n{sum(len(t) for t in rows) - cached} perplexity points computed, {cached} from cache")
     for path in export_why(result, out_json=args.out_json, out_csv=args.out_csv):
