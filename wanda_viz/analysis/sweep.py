@@ -77,7 +77,7 @@ def file_sha256(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     info = file.stat()
     memo_key = f"{file}|{info.st_mtime_ns}|{info.st_size}"
     memo_path = Path(cache_dir or default_cache_dir()) / "file_hashes.json"
-    memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
+    memo = _read_json_index(memo_path)
     if memo_key in memo:
         return memo[memo_key]
     digest = hashlib.sha256()
@@ -88,6 +88,21 @@ def file_sha256(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     memo_path.parent.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(memo_path, memo)
     return memo[memo_key]
+
+
+def _read_json_index(path: Path) -> dict:
+    """A JSON dict on disk, or {} when it is absent or unreadable (then it is rebuilt)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        logger.warning("rebuilding unreadable cache index %s (%s)", path, err)
+        return {}
+    if not isinstance(data, dict):
+        logger.warning("rebuilding cache index %s (not a JSON object)", path)
+        return {}
+    return data
 
 
 def _cached_hub_commit(name: str, revision: str | None) -> str | None:
