@@ -1,6 +1,6 @@
 """wanda-viz dashboard: ``python app.py`` locally, or the entry point of a Hugging Face Space.
 
-Settings come from environment variables (see wanda_viz/ui/settings.py): WANDA_VIZ_MODEL,
+Settings come from environment variables (see wanda_viz/service/limits.py): WANDA_VIZ_MODEL,
 WANDA_VIZ_DATA, WANDA_VIZ_MAX_* and GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
 """
 from wanda_viz.ui import build_demo

@@ -88,13 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 "structures": args.structures, "n_samples": args.n_samples,
                 "seq_len": args.seq_len, "max_windows": args.max_windows,
                 "batch_size": args.batch_size, "repeats": 1}
-    try:
-        from wanda_viz.analysis.sweep import run_sweep
-    except ImportError as err:
-        payload = {"status": f"not yet measured: wanda_viz.analysis.sweep unavailable ({err})",
-                   "protocol": protocol}
-        common.write_result(args.out, "bench_sweep", payload, machine)
-        return 0
+    from wanda_viz.analysis.sweep import run_sweep
     size = args.size
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     subject = load_subject(size, args, cache_dir)

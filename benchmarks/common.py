@@ -170,19 +170,24 @@ def model_bytes(model: torch.nn.Module) -> int:
 
 # ----------------------------------------------------------------------------- models, data
 
-def llama_config(size: str = "tiny", **overrides):
-    from transformers import LlamaConfig
+def _llama_fields(size: str, overrides: dict) -> dict:
     if size not in LLAMA_SIZES:
         raise ValueError(f"size must be one of {', '.join(LLAMA_SIZES)}, got {size!r}")
-    return LlamaConfig(**{**LLAMA_SIZES[size], **overrides}, use_cache=False)
+    fields = {**LLAMA_SIZES[size], **overrides, "use_cache": False}
+    fields.setdefault("num_key_value_heads", fields["num_attention_heads"])  # MHA, as LLaMA-7B
+    return fields
+
+
+def llama_config(size: str = "tiny", **overrides):
+    from wanda_viz.testing import tiny_config
+    return tiny_config("llama", **_llama_fields(size, overrides))
 
 
 def make_llama(size: str = "tiny", *, seed: int = 0, dtype: torch.dtype = torch.float32,
                **overrides) -> torch.nn.Module:
     """A random LlamaForCausalLM of a named size (plus overrides), in eval mode."""
-    from transformers import LlamaForCausalLM
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(llama_config(size, **overrides)).to(dtype).eval()
+    from wanda_viz.testing import make_tiny_model
+    model = make_tiny_model("llama", seed, dtype=dtype, **_llama_fields(size, overrides))
     model.config.use_cache = False
     return model
 

@@ -29,7 +29,7 @@ def serve_app(root: Path, *, tiny_model: bool = True) -> Iterator[str]:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     from wanda_viz.ui import build_demo
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     MODELS.clear()
     demo = build_demo()
     port = free_port()

@@ -1,7 +1,6 @@
-"""Shared fixtures: tiny random models built from configs (no downloads), calibration ids, data dir.
+"""Shared fixtures: tiny random models (``wanda_viz.testing``), calibration ids, the data folder.
 
-Sizes follow the transformers testers, with intermediate sizes divisible by 4 so that 2:4 and 4:8
-structures apply to every layer. Model factories are function-scoped so pruning cannot leak.
+Model factories are function-scoped so pruning cannot leak from one test into another.
 """
 from __future__ import annotations
 
@@ -10,39 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM,
-                          LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          OPTConfig, OPTForCausalLM, PhiConfig, PhiForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM)
+
+from wanda_viz.testing import TINY_CONFIGS, TINY_VOCAB, make_tiny_model
+
+__all__ = ["VOCAB", "TINY_CONFIGS", "make_tiny_model"]
 
 # Tiny models gain nothing from intra-op threads; on a 2-core CI machine thread contention makes
 # them many times slower (measured: 370 s vs 25 s for the engine tests).
 torch.set_num_threads(1)
 
-VOCAB = 99
+VOCAB = TINY_VOCAB
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-_COMMON = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-               num_attention_heads=4, max_position_embeddings=64)
-TINY_CONFIGS = {
-    "llama": (LlamaForCausalLM, lambda: LlamaConfig(**_COMMON, num_key_value_heads=2)),
-    "mistral": (MistralForCausalLM, lambda: MistralConfig(**_COMMON, num_key_value_heads=2)),
-    "qwen2": (Qwen2ForCausalLM, lambda: Qwen2Config(**_COMMON, num_key_value_heads=2)),
-    "phi": (PhiForCausalLM, lambda: PhiConfig(**_COMMON)),
-    "gpt_neox": (GPTNeoXForCausalLM, lambda: GPTNeoXConfig(**_COMMON)),
-    "opt": (OPTForCausalLM, lambda: OPTConfig(vocab_size=VOCAB, hidden_size=32, ffn_dim=64,
-                                              num_hidden_layers=2, num_attention_heads=4,
-                                              max_position_embeddings=64, word_embed_proj_dim=32)),
-    "gpt2": (GPT2LMHeadModel, lambda: GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4,
-                                                 n_positions=64, bos_token_id=0, eos_token_id=0)),
-}
-
-
-def make_tiny_model(family: str = "llama", seed: int = 0) -> torch.nn.Module:
-    """A tiny random causal LM of ``family`` in eval mode, deterministic under ``seed``."""
-    cls, make_config = TINY_CONFIGS[family]
-    torch.manual_seed(seed)
-    return cls(make_config()).eval()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,6 +1,6 @@
 """Test helpers: an offline word-level tokenizer and tiny saved model folders (no downloads).
 
-``save_tiny_model(path, family)`` writes a tiny random causal LM from ``conftest.TINY_CONFIGS``
+``save_tiny_model(path, family)`` writes a tiny random causal LM from ``wanda_viz.testing``
 together with a word-level tokenizer, so that ``load_model`` and the CLI can be exercised end to
 end on CPU; ``write_text(path, n_words)`` writes seeded text made of the tokenizer's words.
 """

@@ -75,6 +75,15 @@ def test_calib_and_eval_config_errors(make, message):
         make()
 
 
+def test_calib_and_eval_configs_compare_by_value():
+    # The dashboard caches calibration windows per CalibConfig and compares sessions by them.
+    a = CalibConfig(source="wikitext2", n_samples=4, seq_len=32)
+    assert a == CalibConfig(source="wikitext2", n_samples=4, seq_len=32) and hash(a) == hash(
+        CalibConfig(source="wikitext2", n_samples=4, seq_len=32))
+    assert a != CalibConfig(text="pasted", n_samples=4, seq_len=32)
+    assert EvalConfig().source == "wikitext2" and EvalConfig(source=None).source is None
+
+
 def test_calib_config_reference_defaults():
     config = CalibConfig()
     assert (config.n_samples, config.seq_len, config.seed) == (128, None, 0)

@@ -15,7 +15,8 @@ from torch import nn
 
 from conftest import make_tiny_model
 from helpers import make_tokenizer
-from wanda_viz.evaluate import (count_eval_windows, generate_text, perplexity,
+from wanda_viz.captions import calibration_caption
+from wanda_viz.evaluate import (count_eval_windows, evaluate, generate_text, perplexity,
                                 perplexity_protocol)
 
 
@@ -93,6 +94,25 @@ def test_protocol_caption():
     caption = perplexity_protocol("WikiText-2 raw test", 256, 10, 1120)
     assert "seq_len 256" in caption and "first 10 of 1120" in caption
     assert "all 5" in perplexity_protocol("x", 8, 5, 5)
+
+
+def test_evaluate_gives_perplexity_and_its_protocol():
+    model = ConstantLM(vocab_size=50, context=20)
+    ids = torch.arange(100) % 50  # 5 windows of the default seq_len = the context, 20
+    ppl, protocol = evaluate(model, ids, "numbers", max_windows=3, show_progress=False)
+    assert ppl == pytest.approx(50.0) and len(model.windows) == 3
+    assert protocol == ("numbers, non-overlapping seq_len 20 windows (first 3 of 5), "
+                        "exp(mean next-token NLL)")
+    with pytest.raises(ValueError, match="longer than the model allows"):
+        evaluate(model, ids, "numbers", 40)
+
+
+def test_calibration_caption():
+    calibration = {"source": "wikitext2", "n_samples": 32, "seq_len": 256, "seed": 0}
+    assert calibration_caption(calibration) == "wikitext2, 32 x 256 tokens, seed 0"
+    assert calibration_caption(None, torch.zeros(4, 16)) == \
+        "calibration windows, 4 x 16 tokens, seed ?"
+    assert calibration_caption(None) == "no calibration"
 
 
 @pytest.fixture

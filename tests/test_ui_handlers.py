@@ -41,7 +41,9 @@ def write_tiny_data(folder: Path) -> Path:
 def save_tiny_checkpoint(folder: Path) -> Path:
     """Tiny random LLaMA (hidden 32, 2 blocks, context 256) and an offline BPE tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    from wanda_viz.testing import make_tiny_model
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -51,11 +53,7 @@ def save_tiny_checkpoint(folder: Path) -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
                                    bos_token="<|endoftext|>", pad_token="<|endoftext|>",
                                    unk_token="<unk>")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    make_tiny_model("llama", vocab_size=128, max_position_embeddings=256).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
 
@@ -69,7 +67,7 @@ def tiny_assets(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture
 def app_env(tiny_assets, monkeypatch, tmp_path):
     """Point the app at the tiny checkpoint and data; start every test with an empty cache."""
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     model_dir, data_dir = tiny_assets
     monkeypatch.setenv("WANDA_VIZ_MODEL", str(model_dir))
     monkeypatch.setenv("WANDA_VIZ_DATA", str(data_dir))
@@ -80,17 +78,17 @@ def app_env(tiny_assets, monkeypatch, tmp_path):
     MODELS.clear()
 
 
-def _prune(session=None, **changes):
-    from wanda_viz.ui import handlers
-    from wanda_viz.ui.engine import Session
+def _prune(session=None, **changes) -> dict:
+    from wanda_viz.service import Session
+    from wanda_viz.ui.tabs import model
     setup = {**SETUP, **{k: v for k, v in changes.items() if k in SETUP}}
     prune = {**PRUNE, **{k: v for k, v in changes.items() if k in PRUNE}}
-    return handlers.on_prune(session or Session(), **setup, **prune)
+    return model.on_prune(session or Session(), **setup, **prune)
 
 
 def _dense_weights():
     from wanda_viz.models import WeightBackup
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     (entry,) = MODELS._models.values()
     return WeightBackup(entry.model).weights
 
@@ -99,7 +97,7 @@ def _dense_weights():
 
 def test_build_demo_loads_no_model_and_names_endpoints(app_env):
     from wanda_viz.ui import build_demo
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     demo = build_demo()
     assert isinstance(demo, gr.Blocks)
     assert MODELS.loaded() == []
@@ -111,10 +109,12 @@ def test_build_demo_loads_no_model_and_names_endpoints(app_env):
 # -- the default flow ------------------------------------------------------------------------------
 
 def test_prune_fills_every_view_and_keeps_the_cached_model_dense(app_env):
-    from wanda_viz.ui import handlers
     from wanda_viz.models import WeightBackup
-    from wanda_viz.ui.cache import MODELS
-    session, summary, runs, figure = _prune()
+    from wanda_viz.service.cache import MODELS
+    from wanda_viz.ui.tabs import generate, outliers, scores
+    out = _prune()
+    session, summary, runs, figure = out["session"], out["summary"], out["runs"], \
+        out["sparsity_fig"]
     assert list(session.runs) == ["wanda 50%"]
     assert "Perplexity protocol" in summary and "seq_len 32" in summary and "no speedup" in \
         summary.replace("neither faster", "no speedup")
@@ -124,59 +124,61 @@ def test_prune_fills_every_view_and_keeps_the_cached_model_dense(app_env):
     dense = WeightBackup(entry.model).weights
     assert all(torch.equal(dense[name], w) for name, w in entry.backup.weights.items())
     assert all(float((w == 0).float().mean()) < 0.1 for w in dense.values())
-    outliers = handlers.on_render_outliers(session)
-    assert isinstance(outliers[0], go.Figure) and isinstance(outliers[1], go.Figure)
-    assert len(outliers[5]) == 32  # one highlighted token per position of the window
-    run_pick, layer_pick, _ = handlers.on_render_selectors(session)
+    views = outliers.on_render(session)
+    assert isinstance(views["magnitudes"], go.Figure) and isinstance(views["heatmap"], go.Figure)
+    assert len(views["tokens"]) == 32  # one highlighted token per position of the window
+    run_pick, layer_pick = generate.on_runs(session)["run"], scores.on_layers(session)["layer"]
     assert run_pick.value == "wanda 50%" and layer_pick.value.startswith("model.layers.0")
 
 
 def test_preset_runs_three_methods_on_the_same_windows(app_env):
-    from wanda_viz.ui import handlers
-    from wanda_viz.ui.engine import Session
-    session = handlers.on_preset(Session(), preset="2:4: magnitude vs Wanda vs SparseGPT",
-                                 **SETUP)[0]
+    from wanda_viz.service import Session
+    from wanda_viz.ui.tabs import model
+    session = model.on_preset(Session(), preset="2:4: magnitude vs Wanda vs SparseGPT",
+                              **SETUP)["session"]
     assert list(session.runs) == ["magnitude 50% 2:4", "wanda 50% 2:4", "sparsegpt 50% 2:4"]
     assert all(r.perplexity is not None for r in session.runs.values())
     assert session.runs["sparsegpt 50% 2:4"].weights is not None  # SparseGPT updates weights
 
 
 def test_scores_masks_ablation_sweep_and_generation(app_env):
-    from wanda_viz.ui import handlers
-    session = _prune()[0]
-    layer = handlers.views.layer_choices(session)[0]
-    session, histograms, thresholds, agreement = handlers.on_scores(session, layer=layer,
-                                                                    sparsity=0.5)
-    assert isinstance(histograms, go.Figure) and len(thresholds) == 3 and len(agreement) == 3
-    row_fig, map_fig, text = handlers.on_render_masks(session)
-    assert isinstance(row_fig, go.Figure) and isinstance(map_fig, go.Figure)
-    assert "disagree" in text
-    session, ablation_fig, ablation = handlers.on_ablation(session, sparsity=0.5)
+    from wanda_viz.ui import views
+    from wanda_viz.ui.tabs import generate, masks, scores, sweep
+    session = _prune()["session"]
+    layer = views.layer_choices(session)[0]
+    out = scores.on_scores(session, layer=layer, sparsity=0.5)
+    assert isinstance(out["histograms"], go.Figure)
+    assert len(out["thresholds"]) == 3 and len(out["agreement"]) == 3
+    out = masks.on_render(out["session"])
+    assert isinstance(out["row_sparsity"], go.Figure) and isinstance(out["categories"], go.Figure)
+    assert "disagree" in out["text"]
+    ablation = masks.on_ablation(session, sparsity=0.5)["ablation"]
     assert set(ablation["group"]) == {"-", "row", "layer", "input"}
-    session, sweep_fig, table, protocol, files = handlers.on_sweep(
-        session, methods=["magnitude", "wanda"], sparsities=[0.5], structures=["unstructured"])
-    assert list(table["label"]) == ["dense", "magnitude 50%", "wanda 50%"]
-    assert [Path(f).suffix for f in files] == [".csv", ".json", ".html"]
-    again = handlers.on_sweep(session, methods=["magnitude", "wanda"], sparsities=[0.5],
-                              structures=["unstructured"])[2]
+    out = sweep.on_sweep(session, methods=["magnitude", "wanda"], sparsities=[0.5],
+                         structures=["unstructured"])
+    assert list(out["table"]["label"]) == ["dense", "magnitude 50%", "wanda 50%"]
+    assert [Path(f).suffix for f in out["files"]] == [".csv", ".json", ".html"]
+    again = sweep.on_sweep(session, methods=["magnitude", "wanda"], sparsities=[0.5],
+                           structures=["unstructured"])["table"]
     assert again["cached"].all()  # extending or repeating reads the on-disk cache
-    session, dense, pruned, summary, probs = handlers.on_generate(
-        session, prompt="the cat sat", run="wanda 50%", max_new_tokens=8, do_sample=False,
-        temperature=1.0, top_p=1.0, seed=0)
+    out = generate.on_generate(session, prompt="the cat sat", run="wanda 50%", max_new_tokens=8,
+                               do_sample=False, temperature=1.0, top_p=1.0, seed=0)
+    dense, pruned = out["dense"], out["pruned"]
     assert dense[0] == ("the cat sat", None) and 2 <= len(dense) <= 9 and 2 <= len(pruned) <= 9
-    assert list(summary["variant"]) == ["dense", "wanda 50%"] and isinstance(probs, go.Figure)
+    assert list(out["table"]["variant"]) == ["dense", "wanda 50%"]
+    assert isinstance(out["probs"], go.Figure)
 
 
 # -- several users ---------------------------------------------------------------------------------
 
 def test_sessions_stay_separate_and_generation_uses_the_sessions_run(app_env):
-    from wanda_viz.ui import handlers
-    from wanda_viz.ui.cache import MODELS
-    alice = _prune(method="magnitude")[0]
-    bob = _prune(method="sparsegpt")[0]
+    from wanda_viz.service.cache import MODELS
+    from wanda_viz.ui.tabs import generate
+    alice = _prune(method="magnitude")["session"]
+    bob = _prune(method="sparsegpt")["session"]
     assert list(alice.runs) == ["magnitude 50%"] and list(bob.runs) == ["sparsegpt 50%"]
     with pytest.raises(gr.Error, match="magnitude 50%"):
-        handlers.on_generate(alice, prompt="the cat", run="sparsegpt 50%", max_new_tokens=4,
+        generate.on_generate(alice, prompt="the cat", run="sparsegpt 50%", max_new_tokens=4,
                              do_sample=False, temperature=1.0, top_p=1.0, seed=0)
     assert len(MODELS.loaded()) == 1  # one cached dense model serves both sessions
     (entry,) = MODELS._models.values()
@@ -185,27 +187,27 @@ def test_sessions_stay_separate_and_generation_uses_the_sessions_run(app_env):
 
 def test_runs_accumulate_for_the_same_setup_and_reset_for_a_new_one(app_env, monkeypatch):
     monkeypatch.setenv("WANDA_VIZ_MAX_RUNS", "2")
-    session = _prune(method="magnitude")[0]
-    session = _prune(session, method="wanda")[0]
-    session = _prune(session, method="wanda", group="layer")[0]
+    session = _prune(method="magnitude")["session"]
+    session = _prune(session, method="wanda")["session"]
+    session = _prune(session, method="wanda", group="layer")["session"]
     assert list(session.runs) == ["wanda 50%", "wanda 50% per-layer"]  # oldest dropped
-    session = _prune(session, seq_len=48)[0]  # other windows: earlier runs are not comparable
+    session = _prune(session, seq_len=48)["session"]  # other windows: runs are not comparable
     assert list(session.runs) == ["wanda 50%"] and session.calib_ids.shape == (4, 48)
 
 
 def test_concurrent_sessions_never_see_each_others_pruning(app_env):
     from concurrent.futures import ThreadPoolExecutor
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     methods = ["magnitude", "sparsegpt", "wanda", "magnitude"]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        sessions = list(pool.map(lambda m: _prune(method=m)[0], methods))
+        sessions = list(pool.map(lambda m: _prune(method=m)["session"], methods))
     assert [list(s.runs) for s in sessions] == [[f"{m} 50%"] for m in methods]
     (entry,) = MODELS._models.values()
     assert all(torch.equal(entry.backup.weights[n], w) for n, w in _dense_weights().items())
 
 
 def test_model_cache_is_a_bounded_lru(app_env, tiny_assets, monkeypatch, tmp_path):
-    from wanda_viz.ui.cache import MODELS
+    from wanda_viz.service.cache import MODELS
     other = save_tiny_checkpoint(tmp_path / "other")
     monkeypatch.setenv("WANDA_VIZ_ALLOW_LOCAL", "1")
     _prune()
@@ -242,7 +244,7 @@ def test_seq_len_longer_than_the_model_context(app_env, monkeypatch):
 
 def test_non_causal_and_refused_models(app_env, monkeypatch, tmp_path):
     from transformers import BertConfig, GPT2Config
-    from wanda_viz.ui import cache
+    from wanda_viz.service import cache
     monkeypatch.setenv("WANDA_VIZ_ALLOW_LOCAL", "1")
     BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                intermediate_size=64).save_pretrained(tmp_path / "bert")
@@ -260,41 +262,41 @@ def test_non_causal_and_refused_models(app_env, monkeypatch, tmp_path):
 
 
 def test_out_of_memory_is_readable_and_the_app_keeps_serving(app_env, monkeypatch):
-    from wanda_viz.ui import engine
+    from wanda_viz.service import jobs
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
 
-    real_job = engine.prune_job
-    monkeypatch.setattr(engine, "prune_job", out_of_memory)
+    real_job = jobs.prune_job
+    monkeypatch.setattr(jobs, "prune_job", out_of_memory)
     with pytest.raises(gr.Error, match="out of memory: use fewer"):
         _prune()
-    monkeypatch.setattr(engine, "prune_job", real_job)
-    assert list(_prune()[0].runs) == ["wanda 50%"]
+    monkeypatch.setattr(jobs, "prune_job", real_job)
+    assert list(_prune()["session"].runs) == ["wanda 50%"]
 
 
 def test_analyses_before_a_prune_ask_for_one(app_env):
-    from wanda_viz.ui import handlers
-    from wanda_viz.ui.engine import Session
+    from wanda_viz.service import Session
+    from wanda_viz.ui.tabs import generate, outliers
     with pytest.raises(gr.Error, match="Run a prune"):
-        handlers.on_outliers(Session())
+        outliers.on_outliers(Session())
     with pytest.raises(gr.Error, match="Prune a model"):
-        handlers.on_generate(Session(), prompt="x", run="", max_new_tokens=4, do_sample=False,
+        generate.on_generate(Session(), prompt="x", run="", max_new_tokens=4, do_sample=False,
                              temperature=1.0, top_p=1.0, seed=0)
-    assert handlers.on_render_outliers(Session())[0] is None
+    assert outliers.on_render(Session())["magnitudes"] is None
 
 
 def test_gpu_jobs_use_spaces_gpu_only_when_spaces_is_installed(monkeypatch):
     import sys
     import types
-    from wanda_viz.ui import engine
+    from wanda_viz.service import jobs
 
     def job():
         return "cpu result"
 
     monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: import fails
-    assert engine._gpu(job) is job
+    assert jobs._gpu(job) is job
     fake = types.ModuleType("spaces")
     fake.GPU = lambda duration: (lambda fn: ("zerogpu", duration, fn))
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    assert engine._gpu(job) == ("zerogpu", 120, job)
+    assert jobs._gpu(job) == ("zerogpu", 120, job)

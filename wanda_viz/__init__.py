@@ -2,12 +2,13 @@
 
 Data flow (each arrow one public function):
     load_model -> get_calibration_ids -> prune_model (sequential block-by-block statistics ->
-    scores -> keep-masks -> weight update) -> perplexity / generate_text -> figures.
+    scores -> keep-masks -> weight update) -> evaluate / generate_text -> figures.
+Methods are entries of ``pruning.registry``; ``service`` runs jobs for the dashboard (``ui``).
 """
 from .config import CalibConfig, EvalConfig, PruneConfig, parse_structure
 from .data import (DataUnavailableError, get_calibration_ids, get_eval_ids, load_wikitext2_text,
                    resolve_data_dir, sample_calibration_windows, tokenize_text)
-from .evaluate import GenerationResult, generate_text, perplexity
+from .evaluate import GenerationResult, evaluate, generate_text, perplexity
 from .models import (DEMO_MODEL_DIR, WeightBackup, find_decoder_layers, find_prunable_layers,
                      load_model, resolve_seq_len, weight_matrix)
 from .pruning import calibrate_blocks, prune_model
@@ -16,7 +17,7 @@ from .result import PruneResult
 __all__ = [
     "CalibConfig", "EvalConfig", "PruneConfig", "parse_structure", "DataUnavailableError",
     "get_calibration_ids", "get_eval_ids", "load_wikitext2_text", "resolve_data_dir",
-    "sample_calibration_windows", "tokenize_text", "GenerationResult", "generate_text",
+    "sample_calibration_windows", "tokenize_text", "GenerationResult", "evaluate", "generate_text",
     "perplexity", "DEMO_MODEL_DIR", "WeightBackup", "find_decoder_layers", "find_prunable_layers",
     "load_model", "resolve_seq_len", "weight_matrix", "calibrate_blocks", "prune_model",
     "PruneResult",

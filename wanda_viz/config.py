@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = [
-    "METHODS", "GROUPS", "DEFAULT_GROUP", "MAX_DEFAULT_SEQ_LEN",
-    "PruneConfig", "CalibConfig", "EvalConfig", "parse_structure",
-]
+__all__ = ["PruneConfig", "CalibConfig", "EvalConfig", "parse_structure"]
 
-METHODS = ("magnitude", "wanda", "sparsegpt")
-GROUPS = ("row", "layer", "input")
-# The comparison group each method uses in its reference implementation.
-DEFAULT_GROUP = {"magnitude": "layer", "wanda": "row", "sparsegpt": "block"}
-MAX_DEFAULT_SEQ_LEN = 2048  # never default to a 32k context: 2 x 32 GiB of buffers at 128 samples
+
+def _method(name: str):
+    """The method's registry entry (imported at call time: ``pruning`` imports this module)."""
+    from .pruning.registry import get_method
+    return get_method(name)
+
+
+def _groups() -> tuple[str, ...]:
+    from .pruning.registry import GROUPS
+    return GROUPS
 
 
 def parse_structure(structure: str) -> tuple[int, int] | None:
@@ -73,8 +75,7 @@ class PruneConfig:
     store_masks: bool = True
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        method = _method(self.method)
         if not 0.0 <= float(self.sparsity) < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
         nm = parse_structure(self.structure)
@@ -82,10 +83,11 @@ class PruneConfig:
             raise ValueError(
                 f"N:M structure {nm[0]}:{nm[1]} requires sparsity == {nm[0]}/{nm[1]} = "
                 f"{nm[0] / nm[1]:g}, got {self.sparsity}")
-        if self.group is not None and self.group not in GROUPS:
-            raise ValueError(f"group must be one of {', '.join(GROUPS)} or None, got {self.group!r}")
-        if self.group is not None and self.method == "sparsegpt":
-            raise ValueError("SparseGPT chooses its mask per 128-column block; group does not apply")
+        if self.group is not None and self.group not in _groups():
+            raise ValueError(f"group must be one of {', '.join(_groups())} or None, "
+                             f"got {self.group!r}")
+        if self.group is not None and method.group_note:
+            raise ValueError(method.group_note)
         if self.wanda_variant and (self.method != "wanda" or nm is not None):
             raise ValueError("the Wanda variant (alpha search) applies to unstructured Wanda only")
         if self.owl and nm is not None:
@@ -104,18 +106,19 @@ class PruneConfig:
     @property
     def comparison_group(self) -> str:
         """The group actually used: explicit ``group`` or the method's reference default."""
-        return self.group or DEFAULT_GROUP[self.method]
+        return self.group or _method(self.method).default_group
 
     @property
     def needs_calibration(self) -> bool:
-        return self.method != "magnitude" or self.owl
+        """OWL reads Wanda's input norms whatever the method."""
+        return _method(self.method).needs_calibration or self.owl
 
     def label(self) -> str:
         """Short human label, e.g. ``"wanda 50% 2:4"``."""
         parts = [self.method, f"{self.sparsity:.0%}"]
         if self.nm:
             parts.append(self.structure)
-        if self.group and self.group != DEFAULT_GROUP[self.method]:
+        if self.group and self.group != _method(self.method).default_group:
             parts.append(f"per-{self.group}")
         if self.wanda_variant:
             parts.append("variant")
@@ -131,12 +134,20 @@ class PruneConfig:
 class CalibConfig:
     """Calibration windows: ``n_samples`` windows of ``seq_len`` tokens drawn with ``seed``.
 
-    ``seq_len=None`` means the smaller of the model's context and 2048 (see ``resolve_seq_len``).
+    Attributes:
+        source: a dataset name (``data.CALIB_SOURCES``) or a text file; None when ``text`` is set.
+        text: raw text to sample from (pasted or uploaded); None when ``source`` is set.
+        seq_len: None means the smaller of the model's context and 2048 (``resolve_seq_len``).
+        data_dir: data folder (None: ``$WANDA_VIZ_DATA``).
+    Frozen and hashable: the dashboard caches calibration windows per config.
     """
 
+    source: str | None = None
+    text: str | None = None
     n_samples: int = 128
     seq_len: int | None = None
     seed: int = 0
+    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_samples < 1:
@@ -149,11 +160,16 @@ class CalibConfig:
 class EvalConfig:
     """Perplexity protocol: non-overlapping windows of ``seq_len`` tokens (reference protocol).
 
-    ``max_windows`` caps the number of windows for quick looks (None = all of them).
+    Attributes:
+        source: "wikitext2" (raw test), "wikitext2-valid", a text file, or None (no perplexity).
+        max_windows: evaluate only the first windows, for quick looks (None = all of them).
+        seq_len: window length; None = the calibration's (or the model's default).
     """
 
-    seq_len: int | None = None
+    source: str | None = "wikitext2"
     max_windows: int | None = None
+    data_dir: str | None = None
+    seq_len: int | None = None
     batch_size: int = 1
 
     def __post_init__(self) -> None:

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .models import model_context_length, model_device
+from .models import model_context_length, model_device, resolve_seq_len
 
-__all__ = ["perplexity", "perplexity_protocol", "count_eval_windows", "GenerationResult",
-           "generate_text"]
+__all__ = ["evaluate", "perplexity", "perplexity_protocol", "eval_protocol", "count_eval_windows",
+           "GenerationResult", "generate_text"]
 
 
 def count_eval_windows(n_tokens: int, seq_len: int, max_windows: int | None = None) -> int:
@@ -34,6 +34,30 @@ def perplexity_protocol(label: str, seq_len: int, n_windows: int, total_windows:
             "exp(mean next-token NLL)")
 
 
+def eval_protocol(eval_ids: torch.Tensor, label: str, seq_len: int,
+                  max_windows: int | None = None) -> str:
+    """The perplexity caption for ``eval_ids`` (1, n_tokens) cut into ``seq_len`` windows."""
+    total = count_eval_windows(eval_ids.numel(), seq_len)
+    used = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
+    return perplexity_protocol(label, seq_len, used, total)
+
+
+def evaluate(model: nn.Module, eval_ids: torch.Tensor, label: str, seq_len: int | None = None, *,
+             max_windows: int | None = None, batch_size: int = 1,
+             show_progress: bool = True) -> tuple[float, str]:
+    """(perplexity, protocol caption) of ``model`` on ``eval_ids`` by the reference protocol.
+
+    The one evaluation step of the command line, the dashboard and the sweep.
+    Args:
+        label: what the text is, e.g. "WikiText-2 raw test" (``get_eval_ids``'s label).
+        seq_len: window length (default: the model's context, capped at 2048).
+    """
+    seq_len = resolve_seq_len(model, seq_len)
+    ppl = perplexity(model, eval_ids, seq_len, max_windows=max_windows, batch_size=batch_size,
+                     show_progress=show_progress)
+    return ppl, eval_protocol(eval_ids, label, seq_len, max_windows)
+
+
 @torch.no_grad()
 def perplexity(model: nn.Module, eval_ids: torch.Tensor, seq_len: int | None = None, *,
                max_windows: int | None = None, batch_size: int = 1,
@@ -47,10 +71,7 @@ def perplexity(model: nn.Module, eval_ids: torch.Tensor, seq_len: int | None = N
     """
     if max_windows is not None and max_windows < 1:
         raise ValueError(f"max_windows must be at least 1 (or None for all), got {max_windows}")
-    context = model_context_length(model)
-    seq_len = seq_len or min(context or 2048, 2048)
-    if context is not None and seq_len > context:
-        raise ValueError(f"seq_len {seq_len} is longer than the model allows ({context} tokens)")
+    seq_len = resolve_seq_len(model, seq_len)
     ids = eval_ids.reshape(-1)
     n_windows = count_eval_windows(ids.numel(), seq_len, max_windows)
     if n_windows == 0:

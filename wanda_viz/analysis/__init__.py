@@ -17,9 +17,8 @@ from .outliers import (OUTLIER_MAGNITUDE, ActivationReport, collect_activation_r
 from .scores import (SCORE_METHODS, ScoreReport, analyze_layer_scores, collect_layer_stats,
                      compute_layer_scores, group_keep_mask, pruned_overlap, rank_values,
                      score_agreement, score_thresholds, spearman_correlation)
-from .sweep import (CACHE_ENV, SWEEP_COLUMNS, default_cache_dir, file_sha256,
-                    load_cached_sweep, model_fingerprint, point_key, run_sweep, sweep_points,
-                    tensor_sha256, text_sha256)
+from .sweep import (CACHE_ENV, SWEEP_COLUMNS, default_cache_dir, file_sha256, model_fingerprint,
+                    point_key, run_sweep, sweep_points, tensor_sha256)
 
 __all__ = [
     "export_table", "table_to_records",
@@ -32,7 +31,6 @@ __all__ = [
     "SCORE_METHODS", "ScoreReport", "analyze_layer_scores", "collect_layer_stats",
     "compute_layer_scores", "group_keep_mask", "pruned_overlap", "rank_values",
     "score_agreement", "score_thresholds", "spearman_correlation",
-    "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "load_cached_sweep",
+    "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256",
     "model_fingerprint", "point_key", "run_sweep", "sweep_points", "tensor_sha256",
-    "text_sha256",
 ]

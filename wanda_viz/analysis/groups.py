@@ -17,10 +17,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import GROUPS, PruneConfig
+from ..config import PruneConfig
 from ..evaluate import perplexity
 from ..models import WeightBackup
 from ..pruning import prune_model, topk_keep_mask
+from ..pruning.registry import GROUPS
 
 __all__ = [
     "CATEGORY_LABELS", "GroupComparison", "mask_categories", "compare_group_masks",

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..captions import calibration_caption
 from ..pruning import calibrate_blocks
 
 __all__ = [
@@ -74,10 +75,7 @@ class ActivationReport:
 
     def protocol(self) -> str:
         """Caption text: what data and thresholds produced the report."""
-        calib = self.calibration or {}
-        source = calib.get("source", "calibration windows")
-        shape = f"{calib.get('n_samples', '?')} x {calib.get('seq_len', '?')} tokens"
-        return (f"dense model, {source} ({shape}, seed {calib.get('seed', '?')}); "
+        return (f"dense model, {calibration_caption(self.calibration)}; "
                 f"residual stream = decoder block outputs; share = positions with |h| >= "
                 f"{self.threshold:g}")
 

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ..calibration import record_inputs
-from ..config import DEFAULT_GROUP
 from ..models import model_device, weight_matrix
-from ..pruning import magnitude_scores, sparsegpt_saliency, topk_keep_mask, wanda_scores
+from ..pruning import topk_keep_mask
+from ..pruning.registry import METHOD_NAMES, get_method, needs_calibration, needs_hessian
 from ..stats import CalibrationStats
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "pruned_overlap", "score_agreement", "analyze_layer_scores",
 ]
 
-SCORE_METHODS = ("magnitude", "wanda", "sparsegpt")
+SCORE_METHODS = METHOD_NAMES  # every registered method has a score
 SPARSEGPT_BLOCK = 128  # SparseGPT's column block: one threshold over all rows of a block
 SPEARMAN_MAX_ELEMENTS = 4_000_000  # NOTE: larger layers are ranked on a seeded random subset
 
@@ -105,18 +105,7 @@ def compute_layer_scores(weight: torch.Tensor, stats: CalibrationStats | None,
 
     ``stats`` is needed for Wanda (input_sq_norm) and SparseGPT (hessian; not modified).
     """
-    scores = {}
-    for method in methods:
-        if method == "magnitude":
-            scores[method] = magnitude_scores(weight)
-        elif method == "wanda":
-            scores[method] = wanda_scores(weight, stats.input_sq_norm)
-        elif method == "sparsegpt":
-            if stats is None or stats.hessian is None:
-                raise ValueError("SparseGPT saliency needs the layer's Hessian (hessian=True)")
-            scores[method] = sparsegpt_saliency(weight, stats.hessian, percdamp)
-        else:
-            raise ValueError(f"unknown method {method!r}; choose from {', '.join(SCORE_METHODS)}")
+    scores = {method: get_method(method).score(weight, stats, percdamp) for method in methods}
     return {m: s.detach().float().cpu() for m, s in scores.items()}
 
 
@@ -234,12 +223,11 @@ def analyze_layer_scores(model: nn.Module, calib_ids: torch.Tensor, layer_name: 
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    needs_stats = any(m != "magnitude" for m in methods)
-    stats = (collect_layer_stats(model, calib_ids, layer_name, hessian="sparsegpt" in methods,
-                                 batch_size=batch_size) if needs_stats else None)
+    stats = (collect_layer_stats(model, calib_ids, layer_name, hessian=needs_hessian(methods),
+                                 batch_size=batch_size) if needs_calibration(methods) else None)
     weight = weight_matrix(dict(model.named_modules())[layer_name])
     scores = compute_layer_scores(weight, stats, methods, percdamp)
-    chosen = {m: (groups or {}).get(m, DEFAULT_GROUP[m]) for m in methods}
+    chosen = {m: (groups or {}).get(m, get_method(m).default_group) for m in methods}
     keep_masks = {m: group_keep_mask(scores[m], sparsity, chosen[m]) for m in methods}
     thresholds = {m: score_thresholds(scores[m], keep_masks[m], chosen[m]) for m in methods}
     return ScoreReport(layer=layer_name, shape=tuple(weight.shape), sparsity=sparsity,

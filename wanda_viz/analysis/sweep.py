@@ -28,15 +28,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..captions import calibration_caption
 from ..config import PruneConfig, parse_structure
-from ..evaluate import count_eval_windows, perplexity, perplexity_protocol
-from ..models import WeightBackup, model_context_length
+from ..evaluate import count_eval_windows, eval_protocol, perplexity
+from ..models import WeightBackup, resolve_seq_len
 from ..pruning import prune_model
+from ..pruning.registry import METHOD_NAMES, get_method
 
 __all__ = [
-    "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "text_sha256",
-    "tensor_sha256", "model_fingerprint", "sweep_points", "point_key", "run_sweep",
-    "load_cached_sweep",
+    "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "tensor_sha256",
+    "model_fingerprint", "sweep_points", "point_key", "run_sweep",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,6 @@ def default_cache_dir() -> Path:
 def _library_version() -> str:
     from .. import __version__  # at call time: the package __init__ has finished by then
     return __version__
-
-
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def tensor_sha256(tensor: torch.Tensor) -> str:
@@ -164,7 +161,7 @@ def sweep_points(methods: Sequence[str], sparsities: Sequence[float],
         levels = [nm[0] / nm[1]] if nm else list(dict.fromkeys(sparsities))  # unique, ordered
         for sparsity in levels:
             for method in methods:
-                chosen = None if method == "sparsegpt" else group
+                chosen = None if get_method(method).group_note else group
                 points.append(PruneConfig(method=method, sparsity=float(sparsity),
                                           structure=structure if nm else "unstructured",
                                           group=chosen))
@@ -188,13 +185,6 @@ def _write_json_atomic(path: Path, data) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _calibration_caption(calibration: dict | None, calib_ids: torch.Tensor | None) -> str:
-    calib = calibration or {}
-    n, length = tuple(calib_ids.shape) if calib_ids is not None else ("?", "?")
-    return (f"{calib.get('source', 'calibration ids')}, {calib.get('n_samples', n)} x "
-            f"{calib.get('seq_len', length)} tokens, seed {calib.get('seed', '?')}")
 
 
 def _compute_point(model: nn.Module, config: PruneConfig | None, calib_ids: torch.Tensor | None,
@@ -243,9 +233,7 @@ def _sweep_context(fingerprint: dict, calib_ids: torch.Tensor | None, eval_ids: 
                    calibration: dict | None, eval_label: str, seq_len: int,
                    max_windows: int | None) -> tuple[dict, dict]:
     """(what keys the cache, protocol columns shared by every row)."""
-    total_windows = count_eval_windows(eval_ids.numel(), seq_len)
-    used_windows = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
-    if used_windows == 0:  # fail before pruning anything
+    if count_eval_windows(eval_ids.numel(), seq_len, max_windows) == 0:  # fail before pruning anything
         raise ValueError(f"the evaluation text has {eval_ids.numel()} tokens, fewer than one "
                          f"window of seq_len = {seq_len}")
     context = {
@@ -256,15 +244,14 @@ def _sweep_context(fingerprint: dict, calib_ids: torch.Tensor | None, eval_ids: 
                        "ids_sha256": tensor_sha256(eval_ids)},
     }
     shared = {"model": fingerprint.get("model"), "version": context["version"],
-              "calibration": _calibration_caption(calibration, calib_ids),
-              "eval_protocol": perplexity_protocol(eval_label, seq_len, used_windows,
-                                                   total_windows)}
+              "calibration": calibration_caption(calibration, calib_ids),
+              "eval_protocol": eval_protocol(eval_ids, eval_label, seq_len, max_windows)}
     return context, shared
 
 
 @torch.no_grad()
 def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.Tensor, *,
-              fingerprint: dict, methods: Sequence[str] = ("magnitude", "wanda", "sparsegpt"),
+              fingerprint: dict, methods: Sequence[str] = METHOD_NAMES,
               sparsities: Sequence[float] = (0.5,), structures: Sequence[str] = ("unstructured",),
               group: str | None = None, include_dense: bool = True,
               calibration: dict | None = None, eval_label: str = "evaluation text",
@@ -282,7 +269,7 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
         fingerprint: ``model_fingerprint(...)`` of the model's weights.
         group: comparison group for magnitude/Wanda (None = each method's reference default).
         calibration: description of the calibration data (``get_calibration_ids``'s dict; add
-            ``text_sha256`` for pasted text) for captions and the cache key.
+            a hash of pasted text) for captions and the cache key.
         seq_len: evaluation window (default: the model's context capped at 2048).
         max_windows: evaluate only the first windows (None = all).
         callback: ``callback(done, total, row)`` after each point (the UI's progress).
@@ -291,7 +278,7 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
     Returns:
         DataFrame with ``SWEEP_COLUMNS``; ``cached`` says which points came from disk.
     """
-    seq_len = seq_len or min(model_context_length(model) or 2048, 2048)
+    seq_len = resolve_seq_len(model, seq_len)
     context, shared = _sweep_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
                                      eval_label=eval_label, seq_len=seq_len,
                                      max_windows=max_windows)
@@ -322,10 +309,3 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
         backup.restore(model)
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
-
-def load_cached_sweep(cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Every point stored in a cache folder (any model or protocol), for browsing past sweeps."""
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    rows = [json.loads(p.read_text(encoding="utf-8"))["row"] for p in sorted(cache.glob("*.json"))
-            if p.name != "file_hashes.json"]
-    return pd.DataFrame(rows, columns=[c for c in SWEEP_COLUMNS if c != "cached"])

@@ -23,7 +23,7 @@ def sweep_caption(table: pd.DataFrame) -> str:
         return ""
     first = table.iloc[0]
     parts = [f"model {first.get('model', '?')}"]
-    calib = table.loc[table["method"].isin(["wanda", "sparsegpt"]), "calibration"]
+    calib = table.loc[table["calibration"] != "-", "calibration"]  # "-": no calibration used
     if len(calib):
         parts.append(f"calibration: {calib.iloc[0]}")
     parts.append(f"perplexity: {first.get('eval_protocol', '?')}")

@@ -1,9 +1,11 @@
-"""Pruning methods (magnitude, Wanda, SparseGPT), masks, OWL and the sequential pipeline."""
+"""Pruning methods (magnitude, Wanda, SparseGPT; ``registry``), masks, OWL and the sequential
+pipeline."""
 from .masks import (achieved_sparsity, apply_keep_mask, nm_keep_mask, topk_keep_mask,
                     wanda_variant_keep_mask)
 from .owl import outlier_ratio, owl_block_sparsities
 from .pipeline import (BlockStep, calibrate_blocks, compute_keep_mask, compute_owl_sparsities,
                        prune_layer, prune_model)
+from .registry import METHOD_NAMES, METHODS, MethodSpec, get_method
 from .scores import magnitude_scores, wanda_scores
 from .sparsegpt import inverse_hessian_cholesky, sparsegpt_prune, sparsegpt_saliency
 
@@ -11,6 +13,6 @@ __all__ = [
     "achieved_sparsity", "apply_keep_mask", "nm_keep_mask", "topk_keep_mask",
     "wanda_variant_keep_mask", "outlier_ratio", "owl_block_sparsities", "BlockStep",
     "calibrate_blocks", "compute_keep_mask", "compute_owl_sparsities", "prune_layer",
-    "prune_model", "magnitude_scores", "wanda_scores", "inverse_hessian_cholesky",
-    "sparsegpt_prune", "sparsegpt_saliency",
+    "prune_model", "METHOD_NAMES", "METHODS", "MethodSpec", "get_method", "magnitude_scores",
+    "wanda_scores", "inverse_hessian_cholesky", "sparsegpt_prune", "sparsegpt_saliency",
 ]

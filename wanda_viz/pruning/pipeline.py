@@ -27,8 +27,8 @@ from ..stats import CalibrationStats
 from .masks import achieved_sparsity, apply_keep_mask, nm_keep_mask, topk_keep_mask, \
     wanda_variant_keep_mask
 from .owl import outlier_ratio, owl_block_sparsities
-from .scores import magnitude_scores, wanda_scores
-from .sparsegpt import sparsegpt_prune
+from .registry import get_method
+from .scores import wanda_scores
 
 __all__ = ["BlockStep", "calibrate_blocks", "compute_keep_mask", "prune_layer", "prune_model",
            "compute_owl_sparsities"]
@@ -120,16 +120,12 @@ def prune_layer(layer: nn.Module, stats: CalibrationStats | None, sparsity: floa
                 config: PruneConfig) -> tuple[torch.Tensor, float | None]:
     """Prune one layer in place; returns (keep_mask (out, in) bool, SparseGPT loss or None)."""
     weight = weight_matrix(layer)  # (out, in) view of the parameter
-    if config.method == "sparsegpt":
-        new_weight, keep_mask, loss = sparsegpt_prune(
-            weight, stats.hessian, sparsity, nm=config.nm, block_size=config.block_size,
-            percdamp=config.percdamp)
+    method = get_method(config.method)
+    if method.prune is not None:  # the method updates the kept weights too (SparseGPT)
+        new_weight, keep_mask, loss = method.prune(weight, stats, sparsity, config)
         weight.copy_(new_weight.to(weight.dtype))
         return keep_mask, loss
-    if config.method == "wanda":
-        scores = wanda_scores(weight, stats.input_sq_norm)
-    else:
-        scores = magnitude_scores(weight)
+    scores = method.score(weight, stats, config.percdamp)
     keep_mask = compute_keep_mask(scores, sparsity, config)
     apply_keep_mask(layer, keep_mask)
     return keep_mask, None

@@ -1,9 +1,11 @@
 """The Gradio dashboard: ``build_demo()`` returns the Blocks; nothing is loaded until a user asks.
 
-Layout and wiring: ``layout.py``; thin handlers: ``handlers.py``; model-side jobs and the
-per-session ``Session`` state: ``engine.py``; the one shared model cache: ``cache.py``;
-host limits from environment variables: ``settings.py``.
+``ui/`` is layout, handlers and views only (no torch, transformers or huggingface_hub imports):
+``app.py`` registers the tabs, ``tabs/<tab>.py`` builds and wires one tab with its handlers,
+``wiring.py`` holds the shared context and event helpers, ``inputs.py`` turns tab 1's values into
+validated configs, ``views.py`` turns a session into Markdown and tables, ``texts.py`` the tab
+explanations. Model work lives in ``wanda_viz.service`` (jobs, session, model cache, limits).
 """
-from .layout import build_demo
+from .app import build_demo
 
 __all__ = ["build_demo"]

@@ -1,19 +1,18 @@
-"""Tab 1's primitive UI values -> validated specs (model, calibration, evaluation) and host limits.
+"""Tab 1's primitive UI values -> validated model spec, calibration and evaluation configs, limits.
 
 Every limit is checked here, before any model is touched, so a bad value costs nothing.
 """
 from __future__ import annotations
 
-from ..data import DataUnavailableError, list_text_files, read_text_file, resolve_data_dir
-from .cache import resolve_model_source
-from .engine import CalibSpec, EvalSpec, ModelSpec
-from .settings import EMBEDDED, Limits, get_limits
+from ..config import CalibConfig, EvalConfig
+from ..data import (CALIB_SOURCES, DataUnavailableError, list_text_files, read_text_file,
+                    resolve_data_dir)
+from ..service import EMBEDDED, Limits, ModelSpec, get_limits, resolve_model_source
 
 __all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "check_range",
            "build_specs"]
 
 PASTE, UPLOAD = "pasted text", "uploaded .txt file"
-_NAMED = ("wikitext2", "wikitext2-valid", "c4")
 
 
 def calibration_choices() -> list[str]:
@@ -23,7 +22,7 @@ def calibration_choices() -> list[str]:
         files = [str(p.relative_to(root)) for p in list_text_files(root)] if root else []
     except DataUnavailableError:
         files = []
-    return [*_NAMED, PASTE, UPLOAD, *files]
+    return [*CALIB_SOURCES, PASTE, UPLOAD, *files]
 
 
 def default_calibration() -> str:
@@ -56,7 +55,7 @@ def _calib_text(calib_source: str, calib_text: str | None, calib_file) -> str | 
 
 def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_file, n_samples,
                 seq_len, seed, eval_source, eval_windows
-                ) -> tuple[ModelSpec, CalibSpec, EvalSpec, Limits]:
+                ) -> tuple[ModelSpec, CalibConfig, EvalConfig, Limits]:
     """Validate tab 1's values against the host limits; build the model, calibration, eval specs."""
     limits = get_limits()
     check_range("n_samples", n_samples, 1, limits.max_samples)
@@ -65,7 +64,8 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     source = resolve_model_source(model_choice, limits)
     label = "embedded demo model" if model_choice == EMBEDDED else model_choice.strip()
     text = _calib_text(calib_source, calib_text, calib_file)
-    calib = CalibSpec(None if text is not None else calib_source, text, int(n_samples),
-                      int(seq_len), int(seed or 0))
-    evaluation = EvalSpec(None if eval_source == "none" else eval_source, int(eval_windows))
+    calib = CalibConfig(source=None if text is not None else calib_source, text=text,
+                        n_samples=int(n_samples), seq_len=int(seq_len), seed=int(seed or 0))
+    evaluation = EvalConfig(source=None if eval_source == "none" else eval_source,
+                            max_windows=int(eval_windows))
     return ModelSpec(source, label, device, dtype), calib, evaluation, limits

@@ -10,9 +10,10 @@ import pandas as pd
 
 from ..analysis import (GenerationComparison, GroupComparison, ScoreReport,
                         find_massive_activations, find_outlier_features, layer_magnitude_table)
-from .engine import Session
+from ..captions import calibration_caption
+from ..service import Session
 
-__all__ = ["SPEED_NOTE", "calibration_caption", "summary_markdown", "runs_table",
+__all__ = ["SPEED_NOTE", "summary_markdown", "runs_table",
            "run_choices", "layer_choices", "highlighted_tokens", "generation_table",
            "outlier_tables", "token_view", "thresholds_table", "mask_markdown",
            "ablation_protocol", "sweep_table", "empty_message"]
@@ -29,20 +30,12 @@ def empty_message(what: str) -> str:
     return f"*No {what} yet: run a prune (tab 1) or the button above.*"
 
 
-def calibration_caption(calibration: dict | None) -> str:
-    """'wikitext2, 32 windows x 256 tokens, seed 0' (the reference sampler)."""
-    if not calibration:
-        return "no calibration"
-    return (f"{calibration['source']}, {calibration['n_samples']} windows x "
-            f"{calibration['seq_len']} tokens, seed {calibration['seed']} (reference sampler)")
-
-
 def summary_markdown(session: Session) -> str:
     """Model, calibration and perplexity protocols, dense perplexity and the speed note."""
     if session.model is None:
         return empty_message("results")
     lines = [f"**Model:** {session.model.label} ({session.model_info})",
-             f"**Calibration:** {calibration_caption(session.calibration)}"]
+             f"**Calibration:** {calibration_caption(session.calibration)} (reference sampler)"]
     if session.eval_protocol:
         lines.append(f"**Perplexity protocol:** {session.eval_protocol}")
         lines.append(f"**Dense perplexity:** {session.dense_perplexity:.3f}")

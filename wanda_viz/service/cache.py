@@ -1,4 +1,4 @@
-"""The dashboard's one shared model cache (documented global state) and the host's model policy.
+"""The one shared model cache (documented global state) and the host's model policy (no Gradio).
 
 Every request that needs a model goes through ``MODELS.use(...)``: it holds ``MODELS.lock`` for the
 whole job, loads the model on request only (bounded LRU, ``WANDA_VIZ_MAX_MODELS``), and restores
@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from ..data import get_eval_ids
-from ..models import DEMO_MODEL_DIR, WeightBackup, load_model
-from .settings import EMBEDDED, Limits, default_model
+from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
+from .limits import EMBEDDED, Limits, default_model
 
 __all__ = ["CachedModel", "ModelCache", "MODELS", "resolve_model_source", "check_model_allowed",
-           "new_download_dir"]
+           "describe_model", "new_download_dir"]
 
 logger = logging.getLogger(__name__)
 _CALIB_CACHE = 4  # calibration sets kept per cached model (a few MB of token ids each at most)
@@ -195,6 +195,12 @@ class ModelCache:
 
 
 MODELS = ModelCache()  # the one shared model cache; per-user results live in gr.State
+
+
+def describe_model(model: nn.Module) -> str:
+    """'5.2M parameters, cpu, torch.float32'."""
+    n_params = sum(p.numel() for p in model.parameters())
+    return f"{n_params / 1e6:,.1f}M parameters, {model_device(model)}, {model.dtype}"
 
 
 def new_download_dir(max_age_s: float = 3600.0) -> Path:

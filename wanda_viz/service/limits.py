@@ -1,4 +1,4 @@
-"""Host limits of the dashboard, read from environment variables at each call (no globals).
+"""Host limits and presets of the dashboard, read from environment variables at each call.
 
 A free CPU Space has 2 vCPUs and 16 GB: the defaults keep one prune + evaluation of the embedded
 model within seconds and refuse hub models that would not fit. A GPU host raises them with env vars:
@@ -23,7 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["MODEL_ENV", "EMBEDDED", "HUB_MODELS", "Limits", "get_limits", "default_model"]
+from ..config import PruneConfig
+from ..pruning.registry import METHOD_NAMES
+
+__all__ = ["MODEL_ENV", "EMBEDDED", "HUB_MODELS", "Limits", "get_limits", "default_model",
+           "PRESETS"]
 
 MODEL_ENV = "WANDA_VIZ_MODEL"
 EMBEDDED = "embedded demo model"          # dropdown label of the default model
@@ -75,3 +79,15 @@ def get_limits() -> Limits:
 def default_model() -> str | None:
     """The model behind the EMBEDDED entry: $WANDA_VIZ_MODEL, else None (= assets/demo-model)."""
     return os.environ.get(MODEL_ENV) or None
+
+
+# One-click comparisons of the Prune tab: name -> configs run on the same calibration windows.
+PRESETS: dict[str, tuple[PruneConfig, ...]] = {
+    "50% unstructured: magnitude vs Wanda vs SparseGPT": tuple(
+        PruneConfig(method=m, sparsity=0.5) for m in METHOD_NAMES),
+    "2:4: magnitude vs Wanda vs SparseGPT": tuple(
+        PruneConfig(method=m, sparsity=0.5, structure="2:4")
+        for m in METHOD_NAMES),
+    "Wanda per-row vs per-layer": (PruneConfig(method="wanda", sparsity=0.5, group="row"),
+                                   PruneConfig(method="wanda", sparsity=0.5, group="layer")),
+}

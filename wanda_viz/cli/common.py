@@ -1,0 +1,97 @@
+"""Argument groups every subcommand shares (model, calibration, evaluation) and what they build.
+
+Choice lists come from the library (``data.CALIB_SOURCES``, ``data.EVAL_SOURCES``), so the command
+line offers exactly what the library accepts.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ..config import CalibConfig, EvalConfig
+from ..data import CALIB_SOURCES, EVAL_SOURCES, get_calibration_ids, get_eval_ids
+from ..evaluate import evaluate
+from ..models import load_model, resolve_seq_len
+
+__all__ = ["add_model_args", "add_calib_args", "add_eval_args", "load_model_from_args",
+           "calib_config", "eval_config", "load_calibration", "evaluate_from_args",
+           "csv_list"]
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=None,
+                       help="Hugging Face id or local folder (default: the embedded demo model)")
+    group.add_argument("--revision", default=None, help="hub branch, tag or commit")
+    group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
+    group.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), "
+                       "float32, float16, bfloat16")
+    group.add_argument("--trust-remote-code", action="store_true",
+                       help="run code shipped with the checkpoint (off by default)")
+    group.add_argument("--data-dir", default=None,
+                       help="data folder with wikitext-2-raw/ (default: $WANDA_VIZ_DATA)")
+
+
+def add_calib_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("calibration (reference sampler)")
+    source = group.add_mutually_exclusive_group()
+    source.add_argument("--calib-file", default=None, help="text file to sample windows from")
+    source.add_argument("--calib-dataset", default="wikitext2", choices=list(CALIB_SOURCES),
+                        help="wikitext2 = raw train split (reference); from the data folder, "
+                        "else the datasets hub (default: %(default)s)")
+    group.add_argument("--n-samples", type=int, default=128, help="calibration windows (128)")
+    group.add_argument("--seq-len", type=int, default=None,
+                       help="tokens per window (default: min(model context, 2048))")
+    group.add_argument("--seed", type=int, default=0, help="sampler seed (0)")
+    group.add_argument("--batch-size", type=int, default=8,
+                       help="calibration windows per forward pass through a block (8)")
+
+
+def add_eval_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("evaluation (reference perplexity protocol)")
+    source = group.add_mutually_exclusive_group()
+    source.add_argument("--eval-file", default=None, help="text file for perplexity")
+    source.add_argument("--eval-dataset", default="wikitext2", choices=[*EVAL_SOURCES, "none"],
+                        help="wikitext2 = raw test split; none = skip perplexity")
+    group.add_argument("--max-eval-windows", type=int, default=None,
+                       help="evaluate only the first N windows (quick look)")
+
+
+def csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def load_model_from_args(args):
+    """(model, tokenizer) from the model argument group."""
+    return load_model(args.model, device=args.device, dtype=args.dtype,
+                      trust_remote_code=args.trust_remote_code, revision=args.revision)
+
+
+def calib_config(args) -> CalibConfig:
+    return CalibConfig(source=args.calib_file or args.calib_dataset, n_samples=args.n_samples,
+                       seq_len=args.seq_len, seed=args.seed, data_dir=args.data_dir)
+
+
+def eval_config(args) -> EvalConfig:
+    """The evaluation arguments; ``source`` None for ``--eval-dataset none``."""
+    source = args.eval_file or (None if args.eval_dataset == "none" else args.eval_dataset)
+    return EvalConfig(source=source, max_windows=args.max_eval_windows, data_dir=args.data_dir)
+
+
+def load_calibration(args, tokenizer, model) -> tuple[torch.Tensor, dict]:
+    """Calibration ids and their description from parsed arguments."""
+    calib = calib_config(args)
+    return get_calibration_ids(tokenizer, source=calib.source, n_samples=calib.n_samples,
+                               seq_len=resolve_seq_len(model, calib.seq_len), seed=calib.seed,
+                               data_dir=calib.data_dir)
+
+
+def evaluate_from_args(args, model, tokenizer, seq_len: int) -> tuple[float, str] | None:
+    """(perplexity, protocol caption) by the reference protocol; None with --eval-dataset none."""
+    evaluation = eval_config(args)
+    if evaluation.source is None:
+        return None
+    eval_ids, label = get_eval_ids(tokenizer, source=evaluation.source,
+                                   data_dir=evaluation.data_dir)
+    return evaluate(model, eval_ids, label, seq_len, max_windows=evaluation.max_windows)

@@ -1,0 +1,18 @@
+"""The service layer: model work for the dashboard or any other front end, without Gradio.
+
+* ``limits``: host limits from environment variables, the model choices and the presets;
+* ``cache``: the one shared model cache (``MODELS``), hub vetting, parameter counts, temp folders;
+* ``session``: a user's ``Session`` (runs, reports, tables: small CPU objects) and ``RunRecord``;
+* ``jobs``: prune / outliers / scores / ablation / sweep / generate on the cached dense model;
+* ``errors``: which failures are the user's and their one-line message.
+"""
+from .cache import MODELS, CachedModel, ModelCache, check_model_allowed, resolve_model_source
+from .errors import OOM_MESSAGE, user_message
+from .jobs import ablation_job, generate_job, outliers_job, prune_job, scores_job, sweep_job
+from .limits import EMBEDDED, HUB_MODELS, PRESETS, Limits, get_limits
+from .session import ModelSpec, RunRecord, Session
+
+__all__ = ["MODELS", "CachedModel", "ModelCache", "check_model_allowed", "resolve_model_source",
+           "OOM_MESSAGE", "user_message", "ablation_job", "generate_job", "outliers_job",
+           "prune_job", "scores_job", "sweep_job", "EMBEDDED", "HUB_MODELS", "PRESETS", "Limits",
+           "get_limits", "ModelSpec", "RunRecord", "Session"]

@@ -1,0 +1,75 @@
+"""How tabs connect: the shared ``Context``, the two queue settings and ``listen``.
+
+Handlers return a dict ``{output name: value}``; ``listen`` connects one to an event with the
+outputs given as ``{name: component}``, so the order of the values is defined once, by the outputs
+dict, instead of by a tuple that must match a positional list of components.
+Expected failures become ``gr.Error`` with the library's message (``readable``), so the app keeps
+serving.
+"""
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from ..service import Limits, user_message
+
+__all__ = ["GPU", "QUIET", "Context", "listen", "readable", "pick", "need_calibration"]
+
+GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}  # all model work shares one queue
+QUIET = {"api_visibility": "private", "queue": False}   # cheap redraws from gr.State
+
+
+@dataclass
+class Context:
+    """What ``wire`` gets: the session state, the host limits and every tab's components.
+
+    ``events`` collects, per topic, the events that change the session: "session" (prune,
+    preset: new runs and windows), "scores" (a new score report). After every tab is wired, the
+    ``refresh`` of each tab whose ``REFRESH_ON`` names the topic is chained onto them, in tab order.
+    """
+
+    session: gr.State
+    limits: Limits
+    tabs: dict[str, dict] = field(default_factory=dict)     # tab id -> {name: component}
+    events: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+
+
+def readable(fn):
+    """Turn expected failures into gr.Error; anything else propagates (and gets logged)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - re-raised below unless it is a user error
+            message = user_message(err)
+            if message is None:
+                raise
+            raise gr.Error(message) from err
+    return wrapper
+
+
+def listen(trigger, handler, inputs: list, outputs: dict, **kwargs):
+    """``trigger(handler, inputs, outputs)`` for a handler returning ``{name: value}``."""
+    names = list(outputs)
+
+    @functools.wraps(handler)  # Gradio reads the handler's signature (kwargs, progress)
+    def ordered(*args, **kw):
+        values = handler(*args, **kw)
+        return values[names[0]] if len(names) == 1 else tuple(values[n] for n in names)
+    return trigger(ordered, inputs, list(outputs.values()), **kwargs)
+
+
+def pick(components: dict, *names: str) -> dict:
+    """The named components, in the order given."""
+    return {name: components[name] for name in names}
+
+
+def need_calibration(session) -> None:
+    if session.calib_ids is None:
+        raise gr.Error("Run a prune in tab 1 first: the analyses reuse its model and calibration "
+                       "windows.")
