@@ -189,7 +189,8 @@ def test_document_sampler_gives_up_with_a_message(tokenizer):
 
 def test_random_bytes_are_not_text(tmp_path):
     noise = tmp_path / "upload.txt"
-    noise.write_bytes(bytes(random.Random(0).randrange(256) for _ in range(4096)))
+    rng = random.Random(0)
+    noise.write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
     with pytest.raises(ValueError, match="not UTF-8 text"):
         read_text_file(noise, what="the uploaded file 'upload.txt'")
 

@@ -89,7 +89,10 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
         if not limits.allow_local:
             raise ValueError("local model folders are disabled on this host "
                              "(the host can allow them with WANDA_VIZ_ALLOW_LOCAL=1)")
-        return str(Path(choice).expanduser())
+        folder = Path(choice).expanduser()
+        if not folder.exists():
+            raise FileNotFoundError(f"local model folder {choice!r} does not exist on this host")
+        return str(folder)
     if not _HUB_ID.match(choice):
         raise ValueError(f"{choice!r} is not a Hugging Face model id "
                          "(expected 'name' or 'org/name')")
@@ -105,12 +108,16 @@ def _hub_config(name: str, limits: Limits):
     except OSError:
         pass
     if not _hub_reachable():
-        raise OSError(f"cannot reach the Hugging Face Hub to fetch {name!r} and it is not in the "
-                      "local cache; this host is offline: use the embedded model")
+        raise OSError(f"cannot reach the Hugging Face Hub (this host is offline), so {name!r} "
+                      "cannot be fetched or even checked, and it is not in the local cache; "
+                      "choose the embedded or the bundled real model")
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=remote)
     except OSError as err:
-        raise OSError(f"{name!r} is not a model on the Hugging Face Hub (or it is private/gated)") \
+        if "gated" in str(err).lower():
+            raise OSError(f"{name!r} is a gated model on the Hugging Face Hub: this host has no "
+                          "access to it") from err
+        raise OSError(f"{name!r} is not a model on the Hugging Face Hub (unknown id, or private)") \
             from err
 
 

@@ -52,7 +52,7 @@ class _Checked:
             return check_number(payload, self.label or "value", self.minimum, self.maximum,
                                 integer=self.integer)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise gr.Error(str(err), print_exception=False) from err
 
     def api_info(self) -> dict:
         info = dict(super().api_info())

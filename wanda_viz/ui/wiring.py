@@ -9,6 +9,7 @@ serving.
 from __future__ import annotations
 
 import functools
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ import gradio as gr
 from ..service import Limits, user_message
 
 __all__ = ["GPU", "QUIET", "Context", "listen", "readable", "pick", "need_calibration"]
+
+logger = logging.getLogger(__name__)
 
 GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}  # all model work shares one queue
 QUIET = {"api_visibility": "private", "queue": False}   # cheap redraws from gr.State
@@ -38,19 +41,27 @@ class Context:
 
 
 def readable(fn):
-    """Turn expected failures into gr.Error; anything else propagates (and gets logged)."""
+    """Turn expected failures into gr.Error, logged as one line; unexpected ones are logged with
+    their traceback and reach the user as a short "internal error" message (the app keeps serving).
+    """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as err:  # noqa: BLE001 - re-raised below unless it is a user error
-            message = user_message(err)
-            if message is None:
-                raise
-            raise gr.Error(message) from err
+        except Exception as err:  # noqa: BLE001 - every failure becomes a message for the user
+            raise _as_user_error(fn.__name__, err) from err
     return wrapper
+
+
+def _as_user_error(handler: str, err: Exception) -> gr.Error:
+    message = err.message if isinstance(err, gr.Error) else user_message(err)
+    if message is None:
+        logger.exception("%s failed unexpectedly", handler)
+        message = (f"internal error ({type(err).__name__}: {err}); it was logged for the host. "
+                   "Your other results are unchanged.")
+    else:
+        logger.warning("%s: %s", handler, message)  # expected: the user's input, one line
+    return gr.Error(message, print_exception=False)
 
 
 def listen(trigger, handler, inputs: list, outputs: dict, **kwargs):

@@ -7,7 +7,7 @@ import gradio as gr
 from ... import figures
 from ...analysis import compare_group_masks
 from ...service import Session, get_limits, jobs
-from .. import texts, views
+from .. import fields, texts, views
 from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_render", "on_ablation"]
@@ -24,7 +24,7 @@ def build(limits) -> dict:
         c["row_sparsity"] = gr.Plot(label="Per-row sparsity under one per-layer threshold")
         c["categories"] = gr.Plot(label="Kept / pruned map")
     with gr.Row():
-        c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.1, label="Ablation sparsity")
+        c["sparsity"] = fields.Slider(0.1, 0.9, value=0.5, step=0.1, label="Ablation sparsity")
         c["ablate"] = gr.Button("Run the comparison-group ablation")
     c["ablation_fig"] = gr.Plot(label="Perplexity per comparison group")
     c["ablation"] = gr.Dataframe(label="Perplexity cost", interactive=False)
