@@ -22,9 +22,8 @@ from ..analysis import (ActivationReport, GenerationComparison, ScoreReport, ana
 from ..config import CalibConfig, EvalConfig, PruneConfig
 from ..data import get_calibration_ids
 from ..evaluate import evaluate
-from ..models import WeightBackup, resolve_seq_len
+from ..models import resolve_seq_len
 from ..pruning import prune_model
-from ..pruning.registry import get_method
 from .cache import MODELS, CachedModel, describe_model
 from .limits import Limits
 from .session import ModelSpec, RunRecord, Session
@@ -78,9 +77,8 @@ def prune_job(spec: ModelSpec, calib: CalibConfig, configs: tuple[PruneConfig, .
             result = prune_model(entry.model, calib_ids, config, calibration=calibration,
                                  model_name=spec.label)
             scored = _evaluate(entry, evaluation, calib_ids.shape[1])
-            updates = get_method(config.method).updates_weights
-            weights = WeightBackup(entry.model) if updates else None  # masks cannot rebuild it
-            session.runs[config.label()] = RunRecord(result, scored[0] if scored else None, weights)
+            session.runs[config.label()] = RunRecord.capture(
+                entry.model, result, scored[0] if scored else None, calib_ids=calib_ids)
             entry.backup.restore(entry.model)
     return session
 

@@ -16,6 +16,7 @@ model within seconds and refuse hub models that would not fit. A GPU host raises
 | WANDA_VIZ_MAX_NEW_TOKENS | 64 / 256 | generation length |
 | WANDA_VIZ_MAX_RUNS | 6 | pruned runs kept per browser session (oldest dropped) |
 | WANDA_VIZ_MAX_SWEEP_POINTS | 12 / 36 | pruned points one sweep request may have |
+| WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB | 1024 / 4096 | SparseGPT runs' kept weights, all sessions |
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class Limits:
     max_new_tokens: int
     max_runs: int
     max_sweep_points: int
+    max_updated_weights_mb: float
     allow_local: bool
     allow_remote_code: bool
 
@@ -74,6 +76,7 @@ def get_limits() -> Limits:
         max_new_tokens=int(_env_number("WANDA_VIZ_MAX_NEW_TOKENS", 64, 256)),
         max_runs=int(_env_number("WANDA_VIZ_MAX_RUNS", 6, 6)),
         max_sweep_points=int(_env_number("WANDA_VIZ_MAX_SWEEP_POINTS", 12, 36)),
+        max_updated_weights_mb=_env_number("WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB", 1024, 4096),
         allow_local=_env_flag("WANDA_VIZ_ALLOW_LOCAL"),
         allow_remote_code=_env_flag("WANDA_VIZ_ALLOW_REMOTE_CODE"),
     )
