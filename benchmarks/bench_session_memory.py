@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['retained_rss_mb']:.0f} MB RSS (records {row['records_mb']:.0f} MB, "
               f"store {row['store_mb']:.0f} MB); for {args.sessions} sessions: "
               f"{row['retained_rss_mb_scaled']:.0f} MB")
-    common.write_result(args.out, "bench_session_memory", {"shape": SHAPES[args.size], "results": results},
-                        machine)
+    common.write_result(args.out, "bench_session_memory",
+                        {"shape": SHAPES[args.size], "results": results}, machine)
 
 
 if __name__ == "__main__":

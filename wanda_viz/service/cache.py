@@ -5,8 +5,9 @@ first-come-first-served ``FairLock``) while it works, loads the model on request
 ``WANDA_VIZ_MAX_MODELS``), and restores the dense weights from a ``WeightBackup`` when it leaves,
 so one user's pruning never leaks into the cached model. Long jobs (sweeps, the group ablation)
 take the model once per point, so a generation that arrives meanwhile runs between two points.
-While a caller waits, the callback set with ``report_waits`` hears how many jobs are ahead. Hub models are vetted first (size from the config's parameter count on the meta
-device, remote code refused unless the host allows it) and refused with a reason.
+While a caller waits, the callback set with ``report_waits`` hears how many jobs are ahead.
+Hub models are vetted first (size from the config's parameter count on the meta device, remote
+code refused unless the host allows it) and refused with a reason.
 """
 from __future__ import annotations
 

@@ -56,8 +56,8 @@ def on_render(session: Session) -> dict:
 
 
 @readable
-def on_ablation(session: Session, *, sparsity: float,
-                progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_ablation(session: Session, progress=gr.Progress(track_tqdm=True), *,
+                sparsity: float) -> dict:
     """Perplexity of Wanda and magnitude under each comparison group (the paper's ablation)."""
     need_calibration(session)
     if session.eval_spec is None or session.eval_spec.source is None:

@@ -45,8 +45,9 @@ def wire(ctx: Context) -> None:
 
 
 @readable
-def on_sweep(session: Session, *, methods: list[str], sparsities: list[float],
-             structures: list[str], progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_sweep(session: Session, progress=gr.Progress(track_tqdm=True), *,
+             methods: list[str], sparsities: list[float],
+             structures: list[str]) -> dict:
     """Run or extend a sweep (cached points are read from disk); plot and write the downloads."""
     need_calibration(session)
     if not methods or not structures or (not sparsities and "unstructured" in structures):
