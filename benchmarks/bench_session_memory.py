@@ -15,6 +15,9 @@ baseline; ``malloc_trim`` before each reading, so freed temporaries do not count
   shared ``UPDATED_WEIGHTS`` store bounded by ``WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB``.
 A layout that does not fit in this machine's memory is measured with ``--before-sessions`` fewer
 sessions and scaled linearly (sessions hold independent tensors); the JSON says which.
+``--rebuild`` adds what an eviction costs: one generation of a SparseGPT run of the embedded demo
+model (``generate_job``, 5 tokens) with its kept values in the store, and after they were evicted
+(recomputed on the session's calibration windows), median of ``--repeats``.
 
     python benchmarks/bench_session_memory.py --sessions 8 --runs 6 --before-sessions 2
 """
@@ -112,6 +115,40 @@ def worker(layout: str, sessions: int, runs: int, sparsity: float, size: str) ->
             "store_bound_mb": UPDATED_WEIGHTS.capacity() / 2**20}
 
 
+def rebuild_cost(args) -> dict:
+    """Generation time of a SparseGPT run with its values stored vs evicted (demo model)."""
+    import time
+
+    from wanda_viz.config import CalibConfig, EvalConfig, PruneConfig
+    from wanda_viz.service import ModelSpec, get_limits, jobs
+    from wanda_viz.service.limits import EMBEDDED
+    from wanda_viz.service.cache import resolve_model_source
+    from wanda_viz.service.weights_store import UPDATED_WEIGHTS
+    limits = get_limits()
+    spec = ModelSpec(resolve_model_source(EMBEDDED, limits), "demo", "cpu", "float32")
+    calib = CalibConfig(source=args.calib_source, n_samples=args.n_samples, seq_len=args.seq_len)
+    session = jobs.prune_job(spec, calib, (PruneConfig(method="sparsegpt", sparsity=0.5),),
+                             EvalConfig(source=None), limits=limits, with_report=False)
+
+    def generate(evict: bool) -> float:
+        if evict:
+            UPDATED_WEIGHTS.clear()
+        start = time.perf_counter()
+        jobs.generate_job(spec, session.runs, "The history of the city", limits=limits,
+                          max_new_tokens=5)
+        return time.perf_counter() - start
+
+    generate(False)  # warm-up
+    timings = {"stored": common.summarize([generate(False) for _ in range(args.repeats)]),
+               "evicted": common.summarize([generate(True) for _ in range(args.repeats)])}
+    timings["calibration"] = {"source": args.calib_source, "n_samples": args.n_samples,
+                              "seq_len": args.seq_len}
+    print(f"generation of a SparseGPT run (demo model): stored values "
+          f"{timings['stored']['median']:.3f} s, evicted (recomputed) "
+          f"{timings['evicted']['median']:.3f} s")
+    return timings
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = common.base_parser(__doc__.splitlines()[0], "bench_session_memory")
     parser.add_argument("--sessions", type=int, default=8)
@@ -122,7 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before-sessions", type=int, default=None,
                         help="measure 'before' with this many sessions and scale to --sessions "
                              "(when 'before' does not fit in memory)")
-    parser.add_argument("--layouts", nargs="+", default=["before", "after"])
+    parser.add_argument("--layouts", nargs="*", default=["before", "after"],
+                        help="none: only --rebuild")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="also time a generation of an evicted SparseGPT run (demo model)")
+    parser.add_argument("--calib-source", default="wikitext2-valid", help="for --rebuild")
+    parser.add_argument("--n-samples", type=int, default=32, help="for --rebuild")
+    parser.add_argument("--seq-len", type=int, default=256, help="for --rebuild")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -132,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     common.apply_common_args(args)
     machine = common.machine_info()
     results = {}
-    for layout in args.layouts:
+    for layout in args.layouts:  # each in a fresh process: RSS belongs to that layout alone
         measured = args.before_sessions if layout == "before" and args.before_sessions \
             else args.sessions
         row = common.run_isolated([str(Path(__file__).resolve()), "--worker", layout,
@@ -147,8 +190,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['retained_rss_mb']:.0f} MB RSS (records {row['records_mb']:.0f} MB, "
               f"store {row['store_mb']:.0f} MB); for {args.sessions} sessions: "
               f"{row['retained_rss_mb_scaled']:.0f} MB")
-    common.write_result(args.out, "bench_session_memory",
-                        {"shape": SHAPES[args.size], "results": results}, machine)
+    payload = {"shape": SHAPES[args.size], "results": results}
+    if args.rebuild:
+        payload["rebuild"] = rebuild_cost(args)
+    common.write_result(args.out, "bench_session_memory", payload, machine)
 
 
 if __name__ == "__main__":
