@@ -63,9 +63,9 @@ def on_runs(session: Session) -> dict:
 
 
 @readable
-def on_generate(session: Session, *, prompt: str, run: str, max_new_tokens: int,
-                do_sample: bool, temperature: float, top_p: float, seed: int,
-                progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_generate(session: Session, progress=gr.Progress(track_tqdm=True), *,
+                prompt: str, run: str, max_new_tokens: int,
+                do_sample: bool, temperature: float, top_p: float, seed: int) -> dict:
     """Dense and pruned continuations of the same prompt with the same decoding settings."""
     if not session.runs:
         raise gr.Error("Prune a model in tab 1 first.")

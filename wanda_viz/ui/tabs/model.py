@@ -104,10 +104,11 @@ def _run(session: Session, configs, setup: dict) -> dict:
 
 
 @readable
-def on_prune(session: Session, *, model_choice: str, device: str, dtype: str, calib_source: str,
+def on_prune(session: Session, progress=gr.Progress(track_tqdm=True), *,
+             model_choice: str, device: str, dtype: str, calib_source: str,
              calib_text: str, calib_file, n_samples: int, seq_len: int, seed: int,
              eval_source: str, eval_windows: int, method: str, sparsity: float,
-             structure: str, group: str, progress=gr.Progress(track_tqdm=True)) -> dict:
+             structure: str, group: str) -> dict:
     """Prune once; the run joins the session's runs (same setup) or replaces them."""
     setup = dict(model_choice=model_choice, device=device, dtype=dtype, calib_source=calib_source,
                  calib_text=calib_text, calib_file=calib_file, n_samples=n_samples,
@@ -118,10 +119,10 @@ def on_prune(session: Session, *, model_choice: str, device: str, dtype: str, ca
 
 
 @readable
-def on_preset(session: Session, *, preset: str, model_choice: str, device: str, dtype: str,
+def on_preset(session: Session, progress=gr.Progress(track_tqdm=True), *,
+              preset: str, model_choice: str, device: str, dtype: str,
               calib_source: str, calib_text: str, calib_file, n_samples: int, seq_len: int,
-              seed: int, eval_source: str, eval_windows: int,
-              progress=gr.Progress(track_tqdm=True)) -> dict:
+              seed: int, eval_source: str, eval_windows: int) -> dict:
     """Run one of PRESETS (several methods on the same calibration windows) in one click."""
     if preset not in PRESETS:
         raise gr.Error(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")

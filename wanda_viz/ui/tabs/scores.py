@@ -56,8 +56,8 @@ def on_layers(session: Session) -> dict:
 
 
 @readable
-def on_scores(session: Session, *, layer: str, sparsity: float,
-              progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_scores(session: Session, progress=gr.Progress(track_tqdm=True), *,
+              layer: str, sparsity: float) -> dict:
     """Magnitude / Wanda / SparseGPT scores of one layer of the dense model."""
     need_calibration(session)
     if not layer:
