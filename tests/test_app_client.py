@@ -52,3 +52,31 @@ def test_a_new_session_does_not_see_other_results(server):
                       temperature=1.0, top_p=1.0, seed=0, api_name="/generate")
     with pytest.raises(AppError, match="not a Hugging Face model id"):
         other.predict(**{**SETUP, "model_choice": "bad id!"}, **PRUNE, api_name="/prune")
+
+
+def test_a_job_waiting_for_the_model_says_so(server):
+    """While another job holds the shared model, the client's status shows the jobs ahead."""
+    import time
+
+    from gradio_client.utils import Status
+
+    from wanda_viz.service.cache import MODELS
+    client = _client(server)
+    client.predict(**SETUP, **PRUNE, api_name="/prune")
+    MODELS.lock.acquire()  # someone else's job holds the model
+    try:
+        job = client.submit(prompt="the cat", run="wanda 50%", max_new_tokens=3,
+                            do_sample=False, temperature=1.0, top_p=1.0, seed=0,
+                            api_name="/generate")
+        assert MODELS.lock.wait_for_waiters(1, 60)
+        deadline, status = time.monotonic() + 30, None
+        while time.monotonic() < deadline:  # the status reaches the client asynchronously
+            status = job.status()
+            if status.progress_data:
+                break
+            time.sleep(0.05)
+    finally:
+        MODELS.lock.release()
+    assert status.code == Status.PROGRESS
+    assert status.progress_data[0].desc.startswith("waiting for the shared model: 1 job(s) ahead")
+    assert [row[0] for row in job.result()[2]["data"]] == ["dense", "wanda 50%"]

@@ -16,7 +16,7 @@ import torch
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["bench_prune", "bench_sequential", "bench_eval", "bench_sweep", "bench_app",
-           "bench_scaling", "bench_gpu"]
+           "bench_scaling", "bench_gpu", "bench_concurrency", "bench_session_memory"]
 
 
 def _load(name: str):
@@ -133,3 +133,13 @@ def test_scripts_do_not_leak_sys_modules():
     # The scripts share a helper module named "common"; make sure it is the benchmarks one.
     if "common" in sys.modules:
         assert Path(sys.modules["common"].__file__).parent == BENCH_DIR
+
+
+def test_bench_session_memory(tmp_path):
+    out = tmp_path / "memory.json"
+    _load("bench_session_memory").main(["--size", "smoke", "--sessions", "2", "--runs", "3",
+                                        "--before-sessions", "1", "--out", str(out)])
+    results = _check(out, "bench_session_memory")["results"]
+    assert results["before"]["sessions"] == 1 and results["after"]["sessions"] == 2
+    assert results["after"]["store_entries"] == 2  # one SparseGPT run per session
+    assert results["after"]["records_mb"] < results["before"]["records_mb_scaled"] / 4

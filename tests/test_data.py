@@ -185,3 +185,36 @@ def test_document_sampler_matches_reference_c4_loop(tokenizer):
 def test_document_sampler_gives_up_with_a_message(tokenizer):
     with pytest.raises(ValueError, match="no document is longer"):
         sample_document_windows(["the of", "and"], tokenizer, n_samples=1, seq_len=20)
+
+
+def test_random_bytes_are_not_text(tmp_path):
+    noise = tmp_path / "upload.txt"
+    rng = random.Random(0)
+    noise.write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
+    with pytest.raises(ValueError, match="not UTF-8 text"):
+        read_text_file(noise, what="the uploaded file 'upload.txt'")
+
+
+def test_mostly_control_characters_are_not_text(tmp_path):
+    binary = tmp_path / "binary.txt"  # valid UTF-8, but a binary format's control bytes
+    binary.write_bytes(b"\x00\x01\x02\x03PK\x05\x06" * 200 + b"some words")
+    with pytest.raises(ValueError, match="is not text: .* control"):
+        read_text_file(binary)
+
+
+def test_prose_with_a_bom_tabs_and_a_few_odd_characters_is_text(tmp_path):
+    text = "Chapter 1\tThe start.\r\nIt was a \u201cdark\u201d night.\n" * 50 + "\x0c"
+    path = tmp_path / "book.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert read_text_file(path) == text
+
+
+def test_uploaded_text_is_named_as_an_upload(tokenizer):
+    text = random_text(400)
+    _ids, info = get_calibration_ids(tokenizer, text=text, n_samples=2, seq_len=8,
+                                     text_label="uploaded file notes.txt")
+    assert info["source"] == "uploaded file notes.txt"
+    _ids, info = get_calibration_ids(tokenizer, text=text, n_samples=2, seq_len=8)
+    assert info["source"].startswith("pasted text")
+    assert get_eval_ids(tokenizer, text=text, text_label="uploaded file e.txt")[1] == \
+        "uploaded file e.txt"

@@ -88,7 +88,7 @@ def test_analyze_layer_scores_on_tiny_llama(calib_ids):
     expected = sparsegpt_saliency(weight_matrix(dict(model.named_modules())[LAYER]),
                                   stats.hessian)
     assert torch.allclose(report.scores["sparsegpt"], expected)
-    with pytest.raises(ValueError, match="no layer"):
+    with pytest.raises(ValueError, match="not a prunable linear layer"):
         analyze_layer_scores(model, calib_ids, "model.nope", 0.5)
 
 

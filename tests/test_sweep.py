@@ -1,6 +1,9 @@
 """Sweeps: on-disk cache hits, invalidation, extension, fingerprints and the dense restore."""
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 
 import pytest
@@ -102,6 +105,20 @@ def test_file_hash_memo_follows_mtime_and_size(tmp_path):
     file.write_bytes(b"abcd")
     os.utime(file, ns=(1, 1))
     assert file_sha256(file, tmp_path) != first
+
+
+@pytest.mark.parametrize("broken", ['{"truncated": ', "[1, 2]", "\x00\xff"])
+def test_unreadable_hash_index_is_rebuilt_with_a_log_line(tmp_path, broken, caplog):
+    file = tmp_path / "weights.safetensors"
+    file.write_bytes(b"abc")
+    expected = hashlib.sha256(b"abc").hexdigest()
+    (tmp_path / "file_hashes.json").write_text(broken, encoding="utf-8", errors="surrogateescape")
+    with caplog.at_level(logging.WARNING, logger="wanda_viz.analysis.sweep"):
+        assert file_sha256(file, tmp_path) == expected
+    assert "rebuilding" in caplog.text
+    # the rebuilt index is valid JSON again and serves the next call
+    assert json.loads((tmp_path / "file_hashes.json").read_text()) != {}
+    assert file_sha256(file, tmp_path) == expected
 
 
 def test_callback_and_default_cache_env(tmp_path, monkeypatch):

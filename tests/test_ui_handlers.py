@@ -138,7 +138,10 @@ def test_preset_runs_three_methods_on_the_same_windows(app_env):
                               **SETUP)["session"]
     assert list(session.runs) == ["magnitude 50% 2:4", "wanda 50% 2:4", "sparsegpt 50% 2:4"]
     assert all(r.perplexity is not None for r in session.runs.values())
-    assert session.runs["sparsegpt 50% 2:4"].weights is not None  # SparseGPT updates weights
+    from wanda_viz.service.weights_store import UPDATED_WEIGHTS
+    assert [r.weights_key is not None for r in session.runs.values()] == [False, False, True]
+    assert session.runs["sparsegpt 50% 2:4"].weights_key in UPDATED_WEIGHTS  # updated weights
+    assert all(r.result.keep_masks is None and r.masks for r in session.runs.values())
 
 
 def test_scores_masks_ablation_sweep_and_generation(app_env):

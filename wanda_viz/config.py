@@ -137,6 +137,7 @@ class CalibConfig:
     Attributes:
         source: a dataset name (``data.CALIB_SOURCES``) or a text file; None when ``text`` is set.
         text: raw text to sample from (pasted or uploaded); None when ``source`` is set.
+        text_label: how captions name ``text`` (e.g. "uploaded file notes.txt"); None: pasted.
         seq_len: None means the smaller of the model's context and 2048 (``resolve_seq_len``).
         data_dir: data folder (None: ``$WANDA_VIZ_DATA``).
     Frozen and hashable: the dashboard caches calibration windows per config.
@@ -144,6 +145,7 @@ class CalibConfig:
 
     source: str | None = None
     text: str | None = None
+    text_label: str | None = None
     n_samples: int = 128
     seq_len: int | None = None
     seed: int = 0

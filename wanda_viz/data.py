@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import random
 from pathlib import Path
 
@@ -50,15 +51,35 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     return path
 
 
-def read_text_file(path: str | os.PathLike) -> str:
-    """Read a UTF-8 text file; a clear error if it is missing or empty."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise DataUnavailableError(f"text file {str(file)!r} does not exist")
-    text = file.read_text(encoding="utf-8", errors="replace")
+# Control characters that never occur in prose (tab, newline and carriage return are allowed),
+# plus U+FFFD, the replacement character of a broken decode.
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+MAX_NON_TEXT_SHARE = 0.01
+
+
+def check_text(text: str, what: str = "text") -> str:
+    """``text`` unchanged, or a ValueError when it is empty or mostly not printable characters."""
     if not text.strip():
-        raise ValueError(f"text file {str(file)!r} is empty")
+        raise ValueError(f"{what} is empty")
+    bad = len(_NOT_TEXT.findall(text))
+    if bad > MAX_NON_TEXT_SHARE * len(text):
+        raise ValueError(f"{what} is not text: {bad / len(text):.0%} of its characters are control "
+                         "or unreadable characters; use a plain UTF-8 .txt file")
     return text
+
+
+def read_text_file(path: str | os.PathLike, what: str | None = None) -> str:
+    """Read a UTF-8 text file; a clear error if it is missing, empty, not UTF-8 or not text."""
+    file = Path(path).expanduser()
+    what = what or f"text file {str(file)!r}"
+    if not file.is_file():
+        raise DataUnavailableError(f"{what} does not exist")
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} is not UTF-8 text (undecodable byte at offset {err.start}); "
+                         "use a plain UTF-8 .txt file") from err
+    return check_text(text, what)
 
 
 def list_text_files(data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -165,13 +186,15 @@ def _calibration_text(source: str, data_dir) -> str:
 
 def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | None = None,
                         n_samples: int = 128, seq_len: int = 2048, seed: int = 0,
-                        data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, dict]:
+                        data_dir: str | os.PathLike | None = None,
+                        text_label: str | None = None) -> tuple[torch.Tensor, dict]:
     """Calibration windows from a named dataset, a text file, or text passed in.
 
     Args:
         source: "wikitext2" (raw train, the reference's choice), "wikitext2-valid", "c4", or a
             text file path (absolute, or relative to the data folder). Exclusive with ``text``.
         text: raw text to sample from (pasted or uploaded by the user).
+        text_label: how captions name ``text`` (default "pasted text (<n> characters)").
     Returns:
         (LongTensor (n_samples, seq_len), description dict for the protocol caption).
     """
@@ -182,19 +205,24 @@ def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | Non
     else:
         raw = text if text is not None else _calibration_text(source, data_dir)
         ids = sample_calibration_windows(tokenize_text(tokenizer, raw), n_samples, seq_len, seed)
-    label = source if source is not None else f"pasted text ({len(text)} characters)"
+    label = source if source is not None else (text_label or _pasted_label(text))
     description = {"source": label, "n_samples": n_samples, "seq_len": seq_len, "seed": seed}
     return ids, description
 
 
+def _pasted_label(text: str) -> str:
+    return f"pasted text ({len(text)} characters)"
+
+
 def get_eval_ids(tokenizer, *, source: str | None = "wikitext2", text: str | None = None,
-                 data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, str]:
+                 data_dir: str | os.PathLike | None = None,
+                 text_label: str | None = None) -> tuple[torch.Tensor, str]:
     """The evaluation text as (1, n_tokens) ids, and its label.
 
     ``source``: "wikitext2" (raw test, the reference protocol), "wikitext2-valid" or a file path.
     """
     if text is not None:
-        return tokenize_text(tokenizer, text), f"pasted text ({len(text)} characters)"
+        return tokenize_text(tokenizer, text), text_label or _pasted_label(text)
     if source is None:
         raise ValueError("give an evaluation source (dataset name or file) or text")
     if source == "wikitext2":

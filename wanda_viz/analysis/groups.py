@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import pandas as pd
@@ -97,7 +98,9 @@ def group_ablation(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Te
                    groups: tuple[str, ...] = GROUPS, seq_len: int | None = None,
                    max_windows: int | None = 8, batch_size: int = 8,
                    callback: Callable[[int, int, dict], None] | None = None,
-                   dense: WeightBackup | None = None) -> pd.DataFrame:
+                   dense: WeightBackup | None = None,
+                   model_for_point: Callable[[], AbstractContextManager[nn.Module]] | None = None
+                   ) -> pd.DataFrame:
     """Perplexity of every (method, comparison group) at one sparsity: the Wanda ablation table.
 
     The model is pruned in place for each point and restored from a ``WeightBackup`` afterwards,
@@ -109,28 +112,33 @@ def group_ablation(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Te
             windows, at most ``max_windows`` of them (None = all).
         callback: called as ``callback(done, total, row)`` after each point.
         dense: an existing ``WeightBackup`` of the dense weights (None = take one now).
+        model_for_point: a context manager factory entered around each point (the dense baseline
+            too), yielding the dense model (a service takes its shared model per point with it);
+            None = ``model`` throughout.
     Returns:
         DataFrame: method, group, sparsity, perplexity, achieved_sparsity, prune_s; the first row
         is the dense baseline (method "dense", group "-").
     """
-    backup = dense or WeightBackup(model)
+    hold = model_for_point or (lambda: nullcontext(model))
+    with hold() as point_model:
+        backup = dense or WeightBackup(point_model)
+        rows = [{"method": "dense", "group": "-", "sparsity": 0.0,
+                 "perplexity": _evaluate(point_model, eval_ids, seq_len, max_windows),
+                 "achieved_sparsity": 0.0, "prune_s": 0.0}]
     points = [(m, g) for m in methods for g in groups]
-    rows = [{"method": "dense", "group": "-", "sparsity": 0.0,
-             "perplexity": _evaluate(model, eval_ids, seq_len, max_windows),
-             "achieved_sparsity": 0.0, "prune_s": 0.0}]
-    try:
-        for done, (method, group) in enumerate(tqdm(points, desc="group ablation"), start=1):
-            config = PruneConfig(method=method, sparsity=sparsity, group=group,
-                                 batch_size=batch_size, store_masks=False)
-            result = prune_model(model, calib_ids, config)
-            rows.append({"method": method, "group": group, "sparsity": sparsity,
-                         "perplexity": _evaluate(model, eval_ids, seq_len, max_windows),
-                         "achieved_sparsity": result.overall_sparsity,
-                         "prune_s": result.timings.get("prune_s", 0.0)})
-            backup.restore(model)
-            logger.info("group ablation %s per-%s: ppl %.3f", method, group, rows[-1]["perplexity"])
-            if callback is not None:
-                callback(done, len(points), rows[-1])
-    finally:
-        backup.restore(model)
+    for done, (method, group) in enumerate(tqdm(points, desc="group ablation"), start=1):
+        config = PruneConfig(method=method, sparsity=sparsity, group=group,
+                             batch_size=batch_size, store_masks=False)
+        with hold() as point_model:
+            try:
+                result = prune_model(point_model, calib_ids, config)
+                ppl = _evaluate(point_model, eval_ids, seq_len, max_windows)
+            finally:
+                backup.restore(point_model)  # dense again before anyone else gets it
+        rows.append({"method": method, "group": group, "sparsity": sparsity,
+                     "perplexity": ppl, "achieved_sparsity": result.overall_sparsity,
+                     "prune_s": result.timings.get("prune_s", 0.0)})
+        logger.info("group ablation %s per-%s: ppl %.3f", method, group, ppl)
+        if callback is not None:
+            callback(done, len(points), rows[-1])
     return pd.DataFrame(rows)

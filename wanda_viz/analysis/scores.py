@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..calibration import record_inputs
-from ..models import model_device, weight_matrix
+from ..models import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
 from ..pruning import topk_keep_mask
 from ..pruning.registry import METHOD_NAMES, get_method, needs_calibration, needs_hessian
 from ..stats import CalibrationStats
@@ -27,7 +27,7 @@ from ..stats import CalibrationStats
 __all__ = [
     "SCORE_METHODS", "ScoreReport", "collect_layer_stats", "compute_layer_scores",
     "group_keep_mask", "score_thresholds", "rank_values", "spearman_correlation",
-    "pruned_overlap", "score_agreement", "analyze_layer_scores",
+    "pruned_overlap", "score_agreement", "check_prunable_layer", "analyze_layer_scores",
 ]
 
 SCORE_METHODS = METHOD_NAMES  # every registered method has a score
@@ -207,6 +207,18 @@ def score_agreement(scores: dict[str, torch.Tensor], keep_masks: dict[str, torch
 
 
 @torch.no_grad()
+def check_prunable_layer(model: nn.Module, layer_name: str) -> None:
+    """A ValueError naming the layers that can be chosen when ``layer_name`` is not one of them."""
+    prefix, blocks = find_decoder_layers(model)
+    names = list(find_prunable_layers(blocks, prefix))
+    if layer_name in names:
+        return
+    suffixes = list(dict.fromkeys(name[len(prefix) + 1:].split(".", 1)[1] for name in names))
+    raise ValueError(f"{layer_name!r} is not a prunable linear layer: choose "
+                     f"{prefix}.<block 0-{len(blocks) - 1}>.<{' | '.join(suffixes)}>, "
+                     f"e.g. {names[0]!r}")
+
+
 def analyze_layer_scores(model: nn.Module, calib_ids: torch.Tensor, layer_name: str,
                          sparsity: float = 0.5, *, methods: tuple[str, ...] = SCORE_METHODS,
                          groups: dict[str, str] | None = None, batch_size: int = 8,
@@ -223,6 +235,7 @@ def analyze_layer_scores(model: nn.Module, calib_ids: torch.Tensor, layer_name: 
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    check_prunable_layer(model, layer_name)
     stats = (collect_layer_stats(model, calib_ids, layer_name, hessian=needs_hessian(methods),
                                  batch_size=batch_size) if needs_calibration(methods) else None)
     weight = weight_matrix(dict(model.named_modules())[layer_name])

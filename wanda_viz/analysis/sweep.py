@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -74,7 +75,7 @@ def file_sha256(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     info = file.stat()
     memo_key = f"{file}|{info.st_mtime_ns}|{info.st_size}"
     memo_path = Path(cache_dir or default_cache_dir()) / "file_hashes.json"
-    memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
+    memo = _read_json_index(memo_path)
     if memo_key in memo:
         return memo[memo_key]
     digest = hashlib.sha256()
@@ -85,6 +86,21 @@ def file_sha256(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     memo_path.parent.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(memo_path, memo)
     return memo[memo_key]
+
+
+def _read_json_index(path: Path) -> dict:
+    """A JSON dict on disk, or {} when it is absent or unreadable (then it is rebuilt)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        logger.warning("rebuilding unreadable cache index %s (%s)", path, err)
+        return {}
+    if not isinstance(data, dict):
+        logger.warning("rebuilding cache index %s (not a JSON object)", path)
+        return {}
+    return data
 
 
 def _cached_hub_commit(name: str, revision: str | None) -> str | None:
@@ -243,7 +259,9 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
               seq_len: int | None = None, max_windows: int | None = None,
               cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
               callback: Callable[[int, int, dict], None] | None = None,
-              show_progress: bool = True, dense: WeightBackup | None = None) -> pd.DataFrame:
+              show_progress: bool = True, dense: WeightBackup | None = None,
+              model_for_point: Callable[[], AbstractContextManager[nn.Module]] | None = None
+              ) -> pd.DataFrame:
     """Perplexity and sparsity of every sweep point; cached points are read, not recomputed.
 
     Args:
@@ -260,6 +278,9 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
         callback: ``callback(done, total, row)`` after each point (the UI's progress).
         dense: an existing ``WeightBackup`` of the dense weights to restore from (saves a copy
             of the weights); None = take one now.
+        model_for_point: a context manager factory entered around each computed point, yielding
+            the dense model to prune (a service takes its shared model per point with it, so other
+            jobs run between points); None = ``model`` throughout.
     Returns:
         DataFrame with ``SWEEP_COLUMNS``; ``cached`` says which points came from disk.
     """
@@ -271,26 +292,29 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
     cache.mkdir(parents=True, exist_ok=True)
     points = sweep_points(methods, sparsities, structures, group=group,
                           include_dense=include_dense)
-    backup = dense or WeightBackup(model)
+    hold = model_for_point or (lambda: nullcontext(model))
+    backup = dense
     rows = []
-    try:
-        for done, config in enumerate(tqdm(points, desc="sweep", disable=not show_progress), 1):
-            key = point_key(config, context)
-            path = cache / f"{key}.json"
-            row = _read_cached_row(path)
-            if row is None:
-                used = config is not None and config.needs_calibration
-                row = {**_point_labels(config), **shared, "key": key,
-                       "calibration": shared["calibration"] if used else "-",
-                       **_compute_point(model, config, calib_ids, eval_ids, seq_len=seq_len,
-                                        max_windows=max_windows, batch_size=batch_size)}
-                backup.restore(model)
-                _write_json_atomic(path, {"row": row, "context": context})
-                row["cached"] = False
-            rows.append(row)
-            if callback is not None:
-                callback(done, len(points), row)
-    finally:
-        backup.restore(model)
+    for done, config in enumerate(tqdm(points, desc="sweep", disable=not show_progress), 1):
+        key = point_key(config, context)
+        path = cache / f"{key}.json"
+        row = _read_cached_row(path)
+        if row is None:
+            used = config is not None and config.needs_calibration
+            with hold() as point_model:
+                backup = backup or WeightBackup(point_model)  # taken while the model is held
+                try:
+                    computed = _compute_point(point_model, config, calib_ids, eval_ids,
+                                              seq_len=seq_len, max_windows=max_windows,
+                                              batch_size=batch_size)
+                finally:
+                    backup.restore(point_model)  # dense again before anyone else gets it
+            row = {**_point_labels(config), **shared, "key": key,
+                   "calibration": shared["calibration"] if used else "-", **computed}
+            _write_json_atomic(path, {"row": row, "context": context})
+            row["cached"] = False
+        rows.append(row)
+        if callback is not None:
+            callback(done, len(points), row)
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 

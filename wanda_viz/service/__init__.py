@@ -2,7 +2,10 @@
 
 * ``limits``: host limits from environment variables, the model choices and the presets;
 * ``cache``: the one shared model cache (``MODELS``), hub vetting, parameter counts, temp folders;
-* ``session``: a user's ``Session`` (runs, reports, tables: small CPU objects) and ``RunRecord``;
+* ``fairlock``: the cache's first-come-first-served lock (long jobs take it once per point);
+* ``session``: a user's ``Session`` (runs, reports, tables: small CPU objects) and ``RunRecord``
+  (bit-packed keep-masks);
+* ``weights_store``: SparseGPT runs' kept weights for every session, bounded in bytes;
 * ``jobs``: prune / outliers / scores / ablation / sweep / generate / why on the cached dense
   model;
 * ``errors``: which failures are the user's and their one-line message.

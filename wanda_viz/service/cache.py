@@ -1,10 +1,13 @@
 """The one shared model cache (documented global state) and the host's model policy (no Gradio).
 
-Every request that needs a model goes through ``MODELS.use(...)``: it holds ``MODELS.lock`` for the
-whole job, loads the model on request only (bounded LRU, ``WANDA_VIZ_MAX_MODELS``), and restores
-the dense weights from a ``WeightBackup`` when the job ends, so one user's pruning never leaks into
-the cached model. Hub models are vetted first (size from the config's parameter count on the meta
-device, remote code refused unless the host allows it) and refused with a reason.
+Every request that needs a model goes through ``MODELS.use(...)``: it holds ``MODELS.lock`` (a
+first-come-first-served ``FairLock``) while it works, loads the model on request only (bounded LRU,
+``WANDA_VIZ_MAX_MODELS``), and restores the dense weights from a ``WeightBackup`` when it leaves,
+so one user's pruning never leaks into the cached model. Long jobs (sweeps, the group ablation)
+take the model once per point, so a generation that arrives meanwhile runs between two points.
+While a caller waits, the callback set with ``report_waits`` hears how many jobs are ahead.
+Hub models are vetted first (size from the config's parameter count on the meta device, remote
+code refused unless the host allows it) and refused with a reason.
 """
 from __future__ import annotations
 
@@ -14,11 +17,11 @@ import re
 import shutil
 import socket
 import tempfile
-import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,14 +31,28 @@ from torch import nn
 
 from ..data import get_eval_ids
 from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
+from .fairlock import FairLock
 from .limits import EMBEDDED, Limits, default_model
 
 __all__ = ["CachedModel", "ModelCache", "MODELS", "resolve_model_source", "check_model_allowed",
-           "describe_model", "new_download_dir"]
+           "describe_model", "new_download_dir", "report_waits"]
 
 logger = logging.getLogger(__name__)
 _CALIB_CACHE = 4  # calibration sets kept per cached model (a few MB of token ids each at most)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+# Who hears "n jobs ahead" while this thread waits for the model (the UI: its progress bar).
+_WAIT_REPORTER: ContextVar[Callable[[int], None] | None] = ContextVar("wait_reporter",
+                                                                      default=None)
+
+
+@contextmanager
+def report_waits(callback: Callable[[int], None] | None) -> Iterator[None]:
+    """``callback(jobs_ahead)`` whenever a ``MODELS.use`` in this context has to wait."""
+    token = _WAIT_REPORTER.set(callback)
+    try:
+        yield
+    finally:
+        _WAIT_REPORTER.reset(token)
 
 
 @dataclass
@@ -89,7 +106,10 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
         if not limits.allow_local:
             raise ValueError("local model folders are disabled on this host "
                              "(the host can allow them with WANDA_VIZ_ALLOW_LOCAL=1)")
-        return str(Path(choice).expanduser())
+        folder = Path(choice).expanduser()
+        if not folder.exists():
+            raise FileNotFoundError(f"local model folder {choice!r} does not exist on this host")
+        return str(folder)
     if not _HUB_ID.match(choice):
         raise ValueError(f"{choice!r} is not a Hugging Face model id "
                          "(expected 'name' or 'org/name')")
@@ -105,12 +125,16 @@ def _hub_config(name: str, limits: Limits):
     except OSError:
         pass
     if not _hub_reachable():
-        raise OSError(f"cannot reach the Hugging Face Hub to fetch {name!r} and it is not in the "
-                      "local cache; this host is offline: use the embedded model")
+        raise OSError(f"cannot reach the Hugging Face Hub (this host is offline), so {name!r} "
+                      "cannot be fetched or even checked, and it is not in the local cache; "
+                      "choose the embedded or the bundled real model")
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=remote)
     except OSError as err:
-        raise OSError(f"{name!r} is not a model on the Hugging Face Hub (or it is private/gated)") \
+        if "gated" in str(err).lower():
+            raise OSError(f"{name!r} is a gated model on the Hugging Face Hub: this host has no "
+                          "access to it") from err
+        raise OSError(f"{name!r} is not a model on the Hugging Face Hub (unknown id, or private)") \
             from err
 
 
@@ -153,10 +177,10 @@ def _local_snapshot(name: str) -> str:
 
 
 class ModelCache:
-    """Bounded LRU of dense models keyed by (source, device, dtype); one job at a time."""
+    """Bounded LRU of dense models keyed by (source, device, dtype); one user of it at a time."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()  # held for a whole job: the weights are swapped in place
+        self.lock = FairLock()  # held while a job (or a sweep point) swaps the weights in place
         self._models: OrderedDict[tuple, CachedModel] = OrderedDict()
 
     def _get(self, source: str, device: str, dtype: str, limits: Limits) -> CachedModel:
@@ -178,13 +202,18 @@ class ModelCache:
 
     @contextmanager
     def use(self, source: str, device: str, dtype: str, limits: Limits) -> Iterator[CachedModel]:
-        """The dense cached model for one job; its dense weights are restored on exit."""
-        with self.lock:
+        """The dense cached model for one job; its dense weights are restored on exit.
+
+        Callers are served in arrival order; a re-entrant call from the holder does not queue."""
+        self.lock.acquire(on_wait=_WAIT_REPORTER.get())
+        try:
             entry = self._get(source, device, dtype, limits)
             try:
                 yield entry
             finally:
                 entry.backup.restore(entry.model)
+        finally:
+            self.lock.release()
 
     def loaded(self) -> list[tuple]:
         return list(self._models)

@@ -1,7 +1,9 @@
 """Model-side jobs: take the cached dense model, work, return small CPU results (no Gradio).
 
-A job holds the model cache lock from start to end (``MODELS.use``) and the dense weights are
-restored when it leaves, so one user's pruning never shows up in another user's view. Results are
+A job holds the model cache lock (``MODELS.use``, first come first served) and the dense weights
+are restored when it leaves, so one user's pruning never shows up in another user's view. Short
+jobs hold it from start to end; the sweep and the group ablation take it once per point, so a
+generation or a prune that arrives meanwhile runs between two points. Results are
 small CPU objects (``PruneResult``, reports, tables) kept per user in a ``Session``.
 On a ZeroGPU Space (the ``spaces`` package importable) every job runs inside ``spaces.GPU``; prune,
 evaluate and generate happen in one call each and return CPU results. Locally nothing changes.
@@ -9,25 +11,25 @@ evaluate and generate happen in one call each and return CPU results. Locally no
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import pandas as pd
 import torch
 
 from ..analysis import (ActivationReport, GenerationComparison, ScoreReport, analyze_layer_scores,
                         collect_activation_report, compare_generations, group_ablation,
-                        WhyResult, model_fingerprint, run_sweep, run_why)
+                        WhyResult, model_fingerprint, run_sweep, run_why, sweep_points)
 from ..config import CalibConfig, EvalConfig, PruneConfig
 from ..data import get_calibration_ids
 from ..evaluate import evaluate
-from ..models import WeightBackup, resolve_seq_len
+from ..models import resolve_seq_len
 from ..pruning import prune_model
-from ..pruning.registry import get_method
 from .cache import MODELS, CachedModel, describe_model
 from .limits import Limits
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["prune_job", "outliers_job", "scores_job", "ablation_job", "sweep_job",
-           "generate_job", "why_job"]
+           "generate_job", "check_sweep_size", "why_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ def _gpu(fn):
 def _calibrate(entry: CachedModel, calib: CalibConfig) -> tuple[torch.Tensor, dict]:
     seq_len = resolve_seq_len(entry.model, calib.seq_len)
     return entry.get_calibration(calib, lambda: get_calibration_ids(
-        entry.tokenizer, source=calib.source, text=calib.text, n_samples=calib.n_samples,
+        entry.tokenizer, source=calib.source, text=calib.text, text_label=calib.text_label,
+        n_samples=calib.n_samples,
         seq_len=seq_len, seed=calib.seed, data_dir=calib.data_dir))
 
 
@@ -75,9 +78,8 @@ def prune_job(spec: ModelSpec, calib: CalibConfig, configs: tuple[PruneConfig, .
             result = prune_model(entry.model, calib_ids, config, calibration=calibration,
                                  model_name=spec.label)
             scored = _evaluate(entry, evaluation, calib_ids.shape[1])
-            updates = get_method(config.method).updates_weights
-            weights = WeightBackup(entry.model) if updates else None  # masks cannot rebuild it
-            session.runs[config.label()] = RunRecord(result, scored[0] if scored else None, weights)
+            session.runs[config.label()] = RunRecord.capture(
+                entry.model, result, scored[0] if scored else None, calib_ids=calib_ids)
             entry.backup.restore(entry.model)
     return session
 
@@ -110,14 +112,38 @@ def scores_job(spec: ModelSpec, calib_ids: torch.Tensor, layer: str, sparsity: f
                                     calibration=calibration)
 
 
+def _model_per_point(spec: ModelSpec, limits: Limits):
+    """A factory of ``MODELS.use`` contexts yielding the dense model: long jobs take the shared
+    model once per point and queue (first come first served) behind whoever arrived meanwhile."""
+    @contextmanager
+    def hold():
+        with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+            yield entry.model
+    return hold
+
+
+def check_sweep_size(methods, sparsities, structures, limits: Limits) -> int:
+    """The number of pruned points of a sweep request; ValueError beyond the host's cap."""
+    count = len(sweep_points(methods, sparsities, structures, include_dense=False))
+    if count > limits.max_sweep_points:
+        raise ValueError(f"this sweep has {count} pruned points; this host runs at most "
+                         f"{limits.max_sweep_points} per request (WANDA_VIZ_MAX_SWEEP_POINTS): "
+                         "choose fewer methods, sparsities or structures, or run it in parts "
+                         "(computed points are cached, so a later request extends it)")
+    return count
+
+
 @_gpu
 def ablation_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig,
                  sparsity: float, *, limits: Limits) -> pd.DataFrame:
-    """Comparison-group ablation (Wanda and magnitude, per row / layer / input) at one sparsity."""
+    """Comparison-group ablation (Wanda and magnitude, per row / layer / input) at one sparsity;
+    the model is taken once per point."""
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         eval_ids, _label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-        return group_ablation(entry.model, calib_ids, eval_ids, sparsity,
-                              seq_len=calib_ids.shape[1], max_windows=evaluation.max_windows)
+        model, dense = entry.model, entry.backup
+    return group_ablation(model, calib_ids, eval_ids, sparsity, seq_len=calib_ids.shape[1],
+                          max_windows=evaluation.max_windows, dense=dense,
+                          model_for_point=_model_per_point(spec, limits))
 
 
 @_gpu
@@ -125,14 +151,19 @@ def sweep_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, 
               methods: tuple[str, ...], sparsities: tuple[float, ...],
               structures: tuple[str, ...], calibration: dict, limits: Limits,
               cache_dir: str | None = None) -> pd.DataFrame:
-    """Perplexity vs sparsity; points already on disk are read from the sweep cache."""
+    """Perplexity vs sparsity; points already on disk are read from the sweep cache, the others
+    computed one at a time, each with the model taken anew (``WANDA_VIZ_MAX_SWEEP_POINTS`` caps
+    the request, checked before anything runs)."""
+    check_sweep_size(methods, sparsities, structures, limits)
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
         fingerprint = model_fingerprint(spec.source, model=entry.model)
-        return run_sweep(entry.model, calib_ids, eval_ids, fingerprint=fingerprint,
-                         methods=methods, sparsities=sparsities, structures=structures,
-                         calibration=calibration, eval_label=label, seq_len=calib_ids.shape[1],
-                         max_windows=evaluation.max_windows, cache_dir=cache_dir)
+        model, dense = entry.model, entry.backup
+    return run_sweep(model, calib_ids, eval_ids, fingerprint=fingerprint,
+                     methods=methods, sparsities=sparsities, structures=structures,
+                     calibration=calibration, eval_label=label, seq_len=calib_ids.shape[1],
+                     max_windows=evaluation.max_windows, cache_dir=cache_dir, dense=dense,
+                     model_for_point=_model_per_point(spec, limits))
 
 
 @_gpu

@@ -15,6 +15,8 @@ model within seconds and refuse hub models that would not fit. A GPU host raises
 | WANDA_VIZ_MAX_EVAL_WINDOWS | 16 / 64 | perplexity windows |
 | WANDA_VIZ_MAX_NEW_TOKENS | 64 / 256 | generation length |
 | WANDA_VIZ_MAX_RUNS | 6 | pruned runs kept per browser session (oldest dropped) |
+| WANDA_VIZ_MAX_SWEEP_POINTS | 12 / 36 | pruned points one sweep request may have |
+| WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB | 1024 / 4096 | SparseGPT runs' kept weights, all sessions |
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ class Limits:
     max_eval_windows: int
     max_new_tokens: int
     max_runs: int
+    max_sweep_points: int
+    max_updated_weights_mb: float
     allow_local: bool
     allow_remote_code: bool
 
@@ -71,6 +75,8 @@ def get_limits() -> Limits:
         max_eval_windows=int(_env_number("WANDA_VIZ_MAX_EVAL_WINDOWS", 16, 64)),
         max_new_tokens=int(_env_number("WANDA_VIZ_MAX_NEW_TOKENS", 64, 256)),
         max_runs=int(_env_number("WANDA_VIZ_MAX_RUNS", 6, 6)),
+        max_sweep_points=int(_env_number("WANDA_VIZ_MAX_SWEEP_POINTS", 12, 36)),
+        max_updated_weights_mb=_env_number("WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB", 1024, 4096),
         allow_local=_env_flag("WANDA_VIZ_ALLOW_LOCAL"),
         allow_remote_code=_env_flag("WANDA_VIZ_ALLOW_REMOTE_CODE"),
     )

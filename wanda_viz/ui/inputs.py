@@ -4,9 +4,11 @@ Every limit is checked here, before any model is touched, so a bad value costs n
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import CalibConfig, EvalConfig
-from ..data import (CALIB_SOURCES, DataUnavailableError, list_text_files, read_text_file,
-                    resolve_data_dir)
+from ..data import (CALIB_SOURCES, DataUnavailableError, check_text, list_text_files,
+                    read_text_file, resolve_data_dir)
 from ..service import EMBEDDED, Limits, ModelSpec, get_limits, resolve_model_source
 
 __all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "check_range",
@@ -41,16 +43,20 @@ def check_range(name: str, value, low, high) -> None:
         raise ValueError(f"{name} must be between {low} and {high} on this host, got {value}")
 
 
-def _calib_text(calib_source: str, calib_text: str | None, calib_file) -> str | None:
+def _calib_text(calib_source: str, calib_text: str | None,
+                calib_file) -> tuple[str | None, str | None]:
+    """(text, caption label) for pasted or uploaded calibration text; (None, None) otherwise."""
     if calib_source == PASTE:
-        if not (calib_text or "").strip():
-            raise ValueError("the pasted calibration text is empty")
-        return calib_text
+        text = check_text(calib_text or "", "the pasted calibration text")
+        return text, None  # captions say "pasted text (<n> characters)"
     if calib_source == UPLOAD:
         if not calib_file:
             raise ValueError("upload a .txt file for calibration")
-        return read_text_file(calib_file if isinstance(calib_file, str) else calib_file.name)
-    return None
+        path = Path(calib_file if isinstance(calib_file, str) else calib_file.name)
+        what = f"the uploaded file {path.name!r}"
+        text = read_text_file(path, what=what)
+        return text, f"uploaded file {path.name} ({len(text)} characters)"
+    return None, None
 
 
 def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_file, n_samples,
@@ -63,8 +69,9 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows)
     source = resolve_model_source(model_choice, limits)
     label = "embedded demo model" if model_choice == EMBEDDED else model_choice.strip()
-    text = _calib_text(calib_source, calib_text, calib_file)
+    text, text_label = _calib_text(calib_source, calib_text, calib_file)
     calib = CalibConfig(source=None if text is not None else calib_source, text=text,
+                        text_label=text_label,
                         n_samples=int(n_samples), seq_len=int(seq_len), seed=int(seed or 0))
     evaluation = EvalConfig(source=None if eval_source == "none" else eval_source,
                             max_windows=int(eval_windows))

@@ -4,21 +4,31 @@ Handlers return a dict ``{output name: value}``; ``listen`` connects one to an e
 outputs given as ``{name: component}``, so the order of the values is defined once, by the outputs
 dict, instead of by a tuple that must match a positional list of components.
 Expected failures become ``gr.Error`` with the library's message (``readable``), so the app keeps
-serving.
+serving; while a handler waits for the shared model, its progress bar says how many jobs are ahead.
+
+Queues: short model jobs (prune, preset, outliers, scores, generate) share the "gpu" Gradio queue,
+one at a time; long jobs (sweep, group ablation) have their own "long" queue, so one can run while
+a short job runs. Both meet at the model cache's first-come-first-served lock, which long jobs
+take once per point: a generation waits at most one sweep point, not the whole sweep.
 """
 from __future__ import annotations
 
 import functools
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import gradio as gr
 
 from ..service import Limits, user_message
+from ..service.cache import report_waits
 
-__all__ = ["GPU", "QUIET", "Context", "listen", "readable", "pick", "need_calibration"]
+__all__ = ["GPU", "LONG", "QUIET", "Context", "listen", "readable", "pick", "need_calibration"]
 
-GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}  # all model work shares one queue
+logger = logging.getLogger(__name__)
+
+GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}    # short model jobs, one at a time
+LONG = {"concurrency_limit": 1, "concurrency_id": "long"}  # sweeps, ablations: model per point
 QUIET = {"api_visibility": "private", "queue": False}   # cheap redraws from gr.State
 
 
@@ -38,19 +48,37 @@ class Context:
 
 
 def readable(fn):
-    """Turn expected failures into gr.Error; anything else propagates (and gets logged)."""
+    """Turn expected failures into gr.Error, logged as one line; unexpected ones are logged with
+    their traceback and reach the user as a short "internal error" message (the app keeps serving).
+    While the handler waits for the shared model, its ``gr.Progress`` shows the jobs ahead."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        progress = next((v for v in [*args, *kwargs.values()] if isinstance(v, gr.Progress)),
+                        None)
         try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as err:  # noqa: BLE001 - re-raised below unless it is a user error
-            message = user_message(err)
-            if message is None:
-                raise
-            raise gr.Error(message) from err
+            with report_waits(_wait_message(progress) if progress is not None else None):
+                return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - every failure becomes a message for the user
+            raise _as_user_error(fn.__name__, err) from err
     return wrapper
+
+
+def _as_user_error(handler: str, err: Exception) -> gr.Error:
+    message = err.message if isinstance(err, gr.Error) else user_message(err)
+    if message is None:
+        logger.exception("%s failed unexpectedly", handler)
+        message = (f"internal error ({type(err).__name__}: {err}); it was logged for the host. "
+                   "Your other results are unchanged.")
+    else:
+        logger.warning("%s: %s", handler, message)  # expected: the user's input, one line
+    return gr.Error(message, print_exception=False)
+
+
+def _wait_message(progress: gr.Progress):
+    def show(jobs_ahead: int) -> None:
+        progress(0, desc=f"waiting for the shared model: {jobs_ahead} job(s) ahead "
+                         "(a sweep or ablation lets others in between its points)")
+    return show
 
 
 def listen(trigger, handler, inputs: list, outputs: dict, **kwargs):

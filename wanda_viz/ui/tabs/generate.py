@@ -8,7 +8,7 @@ import gradio as gr
 
 from ... import figures
 from ...service import Session, get_limits, jobs
-from .. import texts, views
+from .. import fields, texts, views
 from ..inputs import check_range
 from ..wiring import GPU, QUIET, Context, listen, pick, readable
 
@@ -28,13 +28,13 @@ def build(limits) -> dict:
         c["prompt"] = gr.Textbox("Alice was beginning to get very tired", label="Prompt", scale=3)
         c["run"] = gr.Dropdown([], label="Pruned run", scale=2, allow_custom_value=True)
     with gr.Row():
-        c["max_new_tokens"] = gr.Slider(1, limits.max_new_tokens, step=1,
+        c["max_new_tokens"] = fields.Slider(1, limits.max_new_tokens, step=1, integer=True,
                                         value=min(40, limits.max_new_tokens),
                                         label="max new tokens")
         c["do_sample"] = gr.Checkbox(False, label="sample (else greedy)")
-        c["temperature"] = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature")
-        c["top_p"] = gr.Slider(0.1, 1.0, value=1.0, step=0.05, label="top-p")
-        c["seed"] = gr.Number(0, precision=0, label="seed")
+        c["temperature"] = fields.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature")
+        c["top_p"] = fields.Slider(0.1, 1.0, value=1.0, step=0.05, label="top-p")
+        c["seed"] = fields.Number(0, precision=0, minimum=0, label="seed", integer=True)
     c["generate"] = gr.Button("Generate", variant="primary")
     with gr.Row():
         c["dense"] = gr.HighlightedText(label="Dense", color_map=DIFF_COLORS)
@@ -63,9 +63,9 @@ def on_runs(session: Session) -> dict:
 
 
 @readable
-def on_generate(session: Session, *, prompt: str, run: str, max_new_tokens: int,
-                do_sample: bool, temperature: float, top_p: float, seed: int,
-                progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_generate(session: Session, progress=gr.Progress(track_tqdm=True), *,
+                prompt: str, run: str, max_new_tokens: int,
+                do_sample: bool, temperature: float, top_p: float, seed: int) -> dict:
     """Dense and pruned continuations of the same prompt with the same decoding settings."""
     if not session.runs:
         raise gr.Error("Prune a model in tab 1 first.")

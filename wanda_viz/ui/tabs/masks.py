@@ -7,8 +7,8 @@ import gradio as gr
 from ... import figures
 from ...analysis import compare_group_masks
 from ...service import Session, get_limits, jobs
-from .. import texts, views
-from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
+from .. import fields, texts, views
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_render", "on_ablation"]
 
@@ -24,7 +24,7 @@ def build(limits) -> dict:
         c["row_sparsity"] = gr.Plot(label="Per-row sparsity under one per-layer threshold")
         c["categories"] = gr.Plot(label="Kept / pruned map")
     with gr.Row():
-        c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.1, label="Ablation sparsity")
+        c["sparsity"] = fields.Slider(0.1, 0.9, value=0.5, step=0.1, label="Ablation sparsity")
         c["ablate"] = gr.Button("Run the comparison-group ablation")
     c["ablation_fig"] = gr.Plot(label="Perplexity per comparison group")
     c["ablation"] = gr.Dataframe(label="Perplexity cost", interactive=False)
@@ -35,7 +35,7 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["ablate"].click, on_ablation, [ctx.session],
            {"session": ctx.session, **pick(c, "ablation_fig", "ablation")}, api_name="ablation",
-           inputs_kwargs={"sparsity": c["sparsity"]}, **GPU)
+           inputs_kwargs={"sparsity": c["sparsity"]}, **LONG)
 
 
 def refresh(ctx: Context, trigger):
@@ -56,8 +56,8 @@ def on_render(session: Session) -> dict:
 
 
 @readable
-def on_ablation(session: Session, *, sparsity: float,
-                progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_ablation(session: Session, progress=gr.Progress(track_tqdm=True), *,
+                sparsity: float) -> dict:
     """Perplexity of Wanda and magnitude under each comparison group (the paper's ablation)."""
     need_calibration(session)
     if session.eval_spec is None or session.eval_spec.source is None:

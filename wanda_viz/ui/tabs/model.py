@@ -11,7 +11,7 @@ from ...config import PruneConfig
 from ...data import EVAL_SOURCES
 from ...pruning.registry import GROUPS, METHOD_NAMES, STRUCTURES
 from ...service import EMBEDDED, HUB_MODELS, PRESETS, Limits, Session, jobs
-from .. import inputs, texts, views
+from .. import fields, inputs, texts, views
 from ..wiring import GPU, Context, listen, pick, readable
 
 __all__ = ["TITLE", "ID", "SETUP", "build", "wire", "on_prune", "on_preset", "on_render"]
@@ -30,23 +30,23 @@ def _data_inputs(c: dict, limits: Limits) -> None:
     c["calib_file"] = gr.File(label="Calibration .txt upload", file_types=[".txt"],
                               type="filepath", height=90)
     with gr.Row():
-        c["n_samples"] = gr.Slider(1, limits.max_samples, value=min(32, limits.max_samples),
-                                   step=1, label="n_samples (windows)")
-        c["seq_len"] = gr.Slider(16, limits.max_seq_len, step=16,
-                                 value=min(256, limits.max_seq_len), label="seq_len (tokens)")
-        c["seed"] = gr.Number(0, precision=0, label="seed")
+        c["n_samples"] = fields.Slider(1, limits.max_samples, value=min(32, limits.max_samples),
+                                       step=1, label="n_samples (windows)", integer=True)
+        c["seq_len"] = fields.Slider(16, limits.max_seq_len, step=16, value=min(256, limits.max_seq_len),
+                                     label="seq_len (tokens)", integer=True)
+        c["seed"] = fields.Number(0, precision=0, minimum=0, label="seed", integer=True)
     with gr.Row():
         c["eval_source"] = gr.Dropdown([*EVAL_SOURCES, "none"], value="wikitext2",
                                        label="Perplexity text",
                                        info="wikitext2 = raw test split (reference)")
-        c["eval_windows"] = gr.Slider(1, limits.max_eval_windows, step=1,
+        c["eval_windows"] = fields.Slider(1, limits.max_eval_windows, step=1, integer=True,
                                       value=min(8, limits.max_eval_windows),
                                       label="evaluation windows (seq_len each)")
 
 
 def _method_inputs(c: dict) -> None:
     c["method"] = gr.Radio(list(METHOD_NAMES), value="wanda", label="Method")
-    c["sparsity"] = gr.Slider(0.0, 0.95, value=0.5, step=0.05, label="Sparsity")
+    c["sparsity"] = fields.Slider(0.0, 0.95, value=0.5, step=0.05, label="Sparsity")
     with gr.Row():
         c["structure"] = gr.Radio(list(STRUCTURES), value="unstructured", label="Structure",
                                   info="N:M needs sparsity N/M")
@@ -104,10 +104,11 @@ def _run(session: Session, configs, setup: dict) -> dict:
 
 
 @readable
-def on_prune(session: Session, *, model_choice: str, device: str, dtype: str, calib_source: str,
+def on_prune(session: Session, progress=gr.Progress(track_tqdm=True), *,
+             model_choice: str, device: str, dtype: str, calib_source: str,
              calib_text: str, calib_file, n_samples: int, seq_len: int, seed: int,
              eval_source: str, eval_windows: int, method: str, sparsity: float,
-             structure: str, group: str, progress=gr.Progress(track_tqdm=True)) -> dict:
+             structure: str, group: str) -> dict:
     """Prune once; the run joins the session's runs (same setup) or replaces them."""
     setup = dict(model_choice=model_choice, device=device, dtype=dtype, calib_source=calib_source,
                  calib_text=calib_text, calib_file=calib_file, n_samples=n_samples,
@@ -118,10 +119,10 @@ def on_prune(session: Session, *, model_choice: str, device: str, dtype: str, ca
 
 
 @readable
-def on_preset(session: Session, *, preset: str, model_choice: str, device: str, dtype: str,
+def on_preset(session: Session, progress=gr.Progress(track_tqdm=True), *,
+              preset: str, model_choice: str, device: str, dtype: str,
               calib_source: str, calib_text: str, calib_file, n_samples: int, seq_len: int,
-              seed: int, eval_source: str, eval_windows: int,
-              progress=gr.Progress(track_tqdm=True)) -> dict:
+              seed: int, eval_source: str, eval_windows: int) -> dict:
     """Run one of PRESETS (several methods on the same calibration windows) in one click."""
     if preset not in PRESETS:
         raise gr.Error(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")

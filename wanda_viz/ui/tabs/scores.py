@@ -6,7 +6,7 @@ import gradio as gr
 
 from ... import figures
 from ...service import Session, get_limits, jobs
-from .. import texts, views
+from .. import fields, texts, views
 from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_scores", "on_render", "on_layers"]
@@ -21,7 +21,7 @@ def build(limits) -> dict:
     c = {}
     with gr.Row():
         c["layer"] = gr.Dropdown([], label="Layer", scale=3, allow_custom_value=True)
-        c["sparsity"] = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Sparsity", scale=2)
+        c["sparsity"] = fields.Slider(0.05, 0.95, value=0.5, step=0.05, label="Sparsity", scale=2)
         c["analyse"] = gr.Button("Analyse layer", variant="primary", scale=1)
     c["histograms"] = gr.Plot(label="Score distributions with thresholds")
     with gr.Row():
@@ -56,8 +56,8 @@ def on_layers(session: Session) -> dict:
 
 
 @readable
-def on_scores(session: Session, *, layer: str, sparsity: float,
-              progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_scores(session: Session, progress=gr.Progress(track_tqdm=True), *,
+              layer: str, sparsity: float) -> dict:
     """Magnitude / Wanda / SparseGPT scores of one layer of the dense model."""
     need_calibration(session)
     if not layer:

@@ -12,7 +12,7 @@ from ...pruning.registry import METHOD_NAMES, STRUCTURES
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from .. import texts, views
-from ..wiring import GPU, Context, listen, need_calibration, pick, readable
+from ..wiring import LONG, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "build", "wire", "on_sweep"]
 
@@ -41,12 +41,13 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["run"].click, on_sweep, [ctx.session],
            {"session": ctx.session, **pick(c, "plot", "table", "protocol", "files")},
-           api_name="sweep", inputs_kwargs=pick(c, "methods", "sparsities", "structures"), **GPU)
+           api_name="sweep", inputs_kwargs=pick(c, "methods", "sparsities", "structures"), **LONG)
 
 
 @readable
-def on_sweep(session: Session, *, methods: list[str], sparsities: list[float],
-             structures: list[str], progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_sweep(session: Session, progress=gr.Progress(track_tqdm=True), *,
+             methods: list[str], sparsities: list[float],
+             structures: list[str]) -> dict:
     """Run or extend a sweep (cached points are read from disk); plot and write the downloads."""
     need_calibration(session)
     if not methods or not structures or (not sparsities and "unstructured" in structures):

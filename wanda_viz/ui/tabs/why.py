@@ -92,8 +92,8 @@ def _files(result: WhyResult) -> list[str]:
 
 
 @readable
-def on_why(session: Session, *, sparsity: float, ks: list[int], seeds: int,
-           progress=gr.Progress(track_tqdm=True)) -> dict:
+def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity: float,
+           ks: list[int], seeds: int) -> dict:
     """All three steps on the dense model of the session's last prune."""
     need_calibration(session)
     if session.eval_spec is None or session.eval_spec.source is None:

@@ -1,0 +1,138 @@
+"""Long jobs yield the shared model between points; the sweep size cap; queue groups and waits.
+
+On the tiny checkpoint of test_ui_handlers (fixtures imported from there). Threads are ordered
+with events and ``FairLock.wait_for_waiters``, never with sleeps.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from test_ui_handlers import SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
+
+TIMEOUT = 60.0
+SWEEP = dict(methods=("magnitude", "wanda"), sparsities=(0.3, 0.5), structures=("unstructured",))
+
+
+def _pruned_session():
+    from wanda_viz.config import PruneConfig
+    from wanda_viz.service import jobs
+    from wanda_viz.ui.inputs import build_specs
+    spec, calib, evaluation, limits = build_specs(**SETUP)
+    session = jobs.prune_job(spec, calib, (PruneConfig(method="wanda", sparsity=0.5),),
+                             evaluation, limits=limits)
+    return session, limits
+
+
+def _sweep(session, limits, cache_dir):
+    from wanda_viz.service import jobs
+    return jobs.sweep_job(session.model, session.calib_ids, session.eval_spec, **SWEEP,
+                          calibration=session.calibration, limits=limits,
+                          cache_dir=str(cache_dir))
+
+
+def test_a_generation_runs_between_two_sweep_points(app_env, monkeypatch, tmp_path):
+    import wanda_viz.analysis.sweep as sweep_module
+    from wanda_viz.service import jobs
+    from wanda_viz.service.cache import MODELS
+    session, limits = _pruned_session()
+    alone = _sweep(session, limits, tmp_path / "alone")  # reference: nobody else waiting
+    (entry,) = MODELS._models.values()
+    order, first_point, dense_at_generation = [], threading.Event(), []
+    compute_point, compare = sweep_module._compute_point, jobs.compare_generations
+
+    def traced_point(model, config, *args, **kwargs):
+        order.append(f"point {config.label() if config else 'dense'}")
+        if not first_point.is_set():
+            first_point.set()
+            assert MODELS.lock.wait_for_waiters(1, TIMEOUT)  # the generation queued meanwhile
+        return compute_point(model, config, *args, **kwargs)
+
+    def traced_generation(model, *args, **kwargs):
+        order.append("generation")
+        dense_at_generation.append(all(torch.equal(entry.backup.weights[n], w)
+                                       for n, w in _weights(model).items()))
+        return compare(model, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_compute_point", traced_point)
+    monkeypatch.setattr(jobs, "compare_generations", traced_generation)
+    results = {}
+    sweeper = threading.Thread(target=lambda: results.setdefault(
+        "sweep", _sweep(session, limits, tmp_path / "shared")), daemon=True)
+    sweeper.start()
+    assert first_point.wait(TIMEOUT)
+    comparison = jobs.generate_job(session.model, session.runs, "the cat", limits=limits,
+                                   max_new_tokens=3)
+    sweeper.join(TIMEOUT)
+    assert order[0] == "point dense" and order[1] == "generation"  # not after the whole sweep
+    assert len(order) == 1 + len(alone)  # every other point ran after it
+    assert dense_at_generation == [True]  # the sweep restored the dense weights first
+    assert list(comparison.results) == ["dense", "wanda 50%"]
+    shared = results["sweep"]
+    assert shared["label"].tolist() == alone["label"].tolist()
+    assert shared["perplexity"].tolist() == alone["perplexity"].tolist()  # identical results
+    assert shared["key"].tolist() == alone["key"].tolist()  # and the same cache entries
+    assert all(torch.equal(entry.backup.weights[n], w) for n, w in _weights(entry.model).items())
+
+
+def _weights(model) -> dict:
+    from wanda_viz.models import WeightBackup
+    return WeightBackup(model).weights
+
+
+def test_waiting_for_the_model_is_reported(app_env):
+    from wanda_viz.service.cache import MODELS, report_waits
+    from wanda_viz.service.limits import get_limits
+    from wanda_viz.ui.inputs import build_specs
+    spec = build_specs(**SETUP)[0]
+    seen, done = [], threading.Event()
+
+    def waiting_job():
+        with report_waits(seen.append), MODELS.use(spec.source, spec.device, spec.dtype,
+                                                   get_limits()):
+            done.set()
+
+    with MODELS.lock:
+        thread = threading.Thread(target=waiting_job, daemon=True)
+        thread.start()
+        assert MODELS.lock.wait_for_waiters(1, TIMEOUT)
+    assert done.wait(TIMEOUT)
+    thread.join(TIMEOUT)
+    assert seen == [1]  # one job (the holder) was ahead
+
+
+def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
+    from wanda_viz.service import jobs
+    from wanda_viz.service.cache import MODELS
+    from wanda_viz.service.limits import get_limits
+    from wanda_viz.ui.tabs import sweep
+    monkeypatch.setenv("WANDA_VIZ_MAX_SWEEP_POINTS", "3")
+    limits = get_limits()
+    assert jobs.check_sweep_size(("wanda",), (0.3, 0.5), ("unstructured", "2:4"), limits) == 3
+    with pytest.raises(ValueError, match=r"this sweep has 4 pruned points; this host runs at "
+                                         r"most 3 per request \(WANDA_VIZ_MAX_SWEEP_POINTS\)"):
+        jobs.check_sweep_size(("magnitude", "wanda"), (0.3, 0.5), ("unstructured",), limits)
+    session, _limits = _pruned_session()
+    MODELS.clear()
+    with pytest.raises(Exception, match="WANDA_VIZ_MAX_SWEEP_POINTS") as err:
+        sweep.on_sweep(session, methods=["magnitude", "wanda", "sparsegpt"],
+                       sparsities=[0.5, 0.6], structures=["unstructured"])
+    assert type(err.value).__name__ == "Error"  # gr.Error: shown to the user, app keeps serving
+    assert "has 6 pruned points" in str(err.value)
+    assert MODELS.loaded() == []  # refused before the model was even loaded
+
+
+def test_long_jobs_have_their_own_queue_and_show_progress(app_env):
+    from wanda_viz.ui import build_demo
+    demo = build_demo()
+    events = {fn.api_name: fn for fn in demo.fns.values()
+              if fn.api_name in ("sweep", "ablation", "prune", "preset", "outliers", "scores",
+                                 "generate")}
+    assert len(events) == 7
+    for name, fn in events.items():
+        group = "long" if name in ("sweep", "ablation") else "gpu"
+        assert (fn.concurrency_id, fn.concurrency_limit) == (group, 1), name
+        assert fn.show_progress != "hidden", name  # Gradio shows the queue position
+        assert fn.tracks_progress, name  # the handler's gr.Progress reaches the browser

@@ -1,0 +1,63 @@
+"""Numeric fields: every bad value names the field and its allowed values (UI and API alike)."""
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import pytest
+
+from app_server import free_port
+from wanda_viz.ui.fields import Number, Slider, check_number
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), (32, 32), (8.0, 8)])
+def test_whole_numbers_in_range_pass(value, expected):
+    result = check_number(value, "n_samples", 1, 32, integer=True)
+    assert result == expected and isinstance(result, int)
+
+
+@pytest.mark.parametrize("value, detail", [
+    (8.7, "got 8.7 (not a whole number)"), (0, "got 0"), (33, "got 33"), (None, "got None"),
+    ("12", "got '12'"), (True, "got True"), (math.nan, "got nan"), (math.inf, "got inf")])
+def test_bad_values_name_the_field_and_the_range(value, detail):
+    with pytest.raises(ValueError) as err:
+        check_number(value, "n_samples", 1, 32, integer=True)
+    assert str(err.value) == f"n_samples must be a whole number between 1 and 32, {detail}"
+
+
+def test_fractions_allowed_where_the_field_is_not_whole():
+    assert check_number(0.55, "Sparsity", 0.0, 0.95) == 0.55
+    with pytest.raises(ValueError, match=r"^Sparsity must be a number between 0 and 0.95, got 1.5$"):
+        check_number(1.5, "Sparsity", 0.0, 0.95)
+
+
+def test_components_keep_the_gradio_front_end_and_raise_gr_error():
+    with gr.Blocks():
+        slider = Slider(1, 32, value=8, step=1, label="n_samples", integer=True)
+        number = Number(0, label="seed", minimum=0, integer=True)
+    assert slider.get_block_name() == "slider" and number.get_block_name() == "number"
+    assert slider.api_info()["type"] == "integer"
+    assert slider.preprocess(8) == 8
+    with pytest.raises(gr.Error, match="n_samples must be a whole number between 1 and 32"):
+        slider.preprocess(100.5)
+    with pytest.raises(gr.Error, match="seed must be a whole number >= 0, got None"):
+        number.preprocess(None)
+
+
+def test_api_errors_reach_the_client_with_the_field_name():
+    from gradio_client import Client
+    with gr.Blocks() as demo:
+        windows = Slider(1, 32, value=8, step=1, label="n_samples", integer=True)
+        out = gr.Number()
+        gr.Button().click(lambda n: n * 2, windows, out, api_name="double")
+    port = free_port()
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
+                        quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        assert client.predict(8, api_name="/double") == 16
+        for bad in (None, "x", 8.7, 1.5e3):
+            with pytest.raises(Exception, match="n_samples must be a whole number between 1 and 32"):
+                client.predict(bad, api_name="/double")
+    finally:
+        demo.close()
