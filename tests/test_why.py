@@ -207,3 +207,24 @@ def test_no_massive_activations_is_reported_not_raised(tmp_path):
     result = run_why(model, calib, calib.reshape(1, -1), ks=(1,), seeds=(0,), seq_len=16)
     assert result.activations is None and "no massive activations" in result.activation_note
     assert "activations" not in result.tables()
+
+
+def test_model_taken_per_step_and_dense_between(setup):
+    import contextlib
+    model, calib, eval_ids, _ = setup
+    before = snapshot(model)
+    dense_between = []
+
+    @contextlib.contextmanager
+    def hold():   # what a service does: lend its shared model for one step
+        dense_between.append(all(torch.equal(before[0][k], v)
+                                 for k, v in model.state_dict().items()))
+        yield model
+        dense_between.append(all(torch.equal(before[0][k], v)
+                                 for k, v in model.state_dict().items()))
+
+    run_why(model, calib, eval_ids, ks=(1, 2), seeds=(0,), seq_len=16, max_windows=4,
+            model_for_point=hold)
+    assert_unchanged(model, before)
+    # dense pass, dense point, 2 outlier + 2 random cuts, massive means, zero, mean: 9 steps
+    assert len(dense_between) == 2 * 9 and all(dense_between)

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from .sweep import _sweep_context, _write_json_atomic, default_cache_dir
 __all__ = [
     "TOP_SHARE", "CHANNEL_COLUMNS", "LAYER_COLUMNS", "DisagreementReport", "top_channel_count",
     "channel_disagreement", "summarize_disagreement", "layer_disagreement", "model_disagreement",
-    "why_context", "cached_point", "dense_point",
+    "ModelHold", "holder", "why_context", "cached_point", "dense_point",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ CHANNEL_COLUMNS = ["layer", "channel", "input_norm", "norm_rank", "top_channel",
 LAYER_COLUMNS = ["layer", "in_features", "n_top", "uniform_share", "disagreements", "wanda_only",
                  "magnitude_only", "top_share", "top_share_wanda_only"]
 ALL_LAYERS = "all layers"
+# A factory of context managers yielding the dense model, entered around each computed point (a
+# service takes its shared model per point with it, as the sweep does; other jobs run between).
+ModelHold = Callable[[], AbstractContextManager[nn.Module]]
 
 
 def top_channel_count(in_features: int, top_share: float = TOP_SHARE) -> int:
@@ -242,10 +246,18 @@ def cached_point(settings: dict, context: dict | None, compute: Callable[[], dic
     return {**row, "cached": False}
 
 
+def holder(model: nn.Module, model_for_point: ModelHold | None) -> ModelHold:
+    """``model_for_point``, or one that yields ``model`` itself (library use)."""
+    return model_for_point or (lambda: nullcontext(model))
+
+
 def dense_point(model: nn.Module, eval_ids: torch.Tensor, *, seq_len: int,
-                max_windows: int | None, context: dict | None, cache_dir=None) -> dict:
+                max_windows: int | None, context: dict | None, cache_dir=None,
+                model_for_point: ModelHold | None = None) -> dict:
     """``{"perplexity", "cached"}`` of the unchanged model: one cached point that the weight and
     the activation interventions share, so both show the same dense line."""
-    return cached_point({"analysis": "why-dense"}, context, lambda: {
-        "perplexity": perplexity(model, eval_ids, seq_len, max_windows=max_windows,
-                                 show_progress=False)}, cache_dir=cache_dir)
+    def compute() -> dict:
+        with holder(model, model_for_point)() as point_model:
+            return {"perplexity": perplexity(point_model, eval_ids, seq_len,
+                                             max_windows=max_windows, show_progress=False)}
+    return cached_point({"analysis": "why-dense"}, context, compute, cache_dir=cache_dir)

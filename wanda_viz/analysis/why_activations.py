@@ -26,7 +26,7 @@ from torch import nn
 from ..evaluate import count_eval_windows, perplexity
 from ..models import model_device, resolve_seq_len
 from .outliers import ActivationReport, find_massive_activations
-from .why import cached_point, dense_point, why_context
+from .why import ModelHold, cached_point, dense_point, holder, why_context
 
 __all__ = ["ACTIVATION_COLUMNS", "INTERVENTIONS", "MassiveSites", "massive_sites",
            "flag_massive", "measure_massive_means", "replace_massive_activations",
@@ -201,7 +201,8 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
                             calibration: dict | None = None, eval_label: str = "evaluation text",
                             seq_len: int | None = None, max_windows: int | None = None,
                             cache_dir=None, batch_size: int = 8,
-                            dense: dict | None = None) -> ActivationIntervention:
+                            dense: dict | None = None,
+                            model_for_point: ModelHold | None = None) -> ActivationIntervention:
     """Dense perplexity, then with massive activations set to zero, then to their mean.
 
     Args:
@@ -209,6 +210,8 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
         fingerprint: ``model_fingerprint(...)``; None = no on-disk cache.
         dense: ``{"perplexity", "cached"}`` of the dense model under the same protocol when
             already known (``run_why`` passes the weight intervention's); None = ``dense_point``.
+        model_for_point: entered around each computed step, yields the dense model (see
+            ``analysis.why.ModelHold``); None = ``model`` throughout.
     Returns:
         ActivationIntervention (rows: dense, zero, mean).
     """
@@ -216,12 +219,14 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
     context, shared = why_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
                                   eval_label=eval_label, seq_len=seq_len,
                                   max_windows=max_windows)
-    sites = measure_massive_means(model, calib_ids,
-                                  massive_sites(report, min_abs=min_abs, min_ratio=min_ratio),
-                                  batch_size=batch_size)
+    hold = holder(model, model_for_point)
+    sites = massive_sites(report, min_abs=min_abs, min_ratio=min_ratio)
+    with hold() as point_model:
+        sites = measure_massive_means(point_model, calib_ids, sites, batch_size=batch_size)
     windows = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
     base = dense or dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
-                                context=context, cache_dir=cache_dir)
+                                context=context, cache_dir=cache_dir,
+                                model_for_point=model_for_point)
     rows = [{"intervention": "dense", "replaced": 0, "first_token": 0, "windows": windows,
              **base}]
     for mode in INTERVENTIONS:
@@ -230,8 +235,9 @@ def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids:
                     "columns": ACTIVATION_COLUMNS}  # a new column makes old cached rows stale
 
         def compute(mode=mode) -> dict:
-            with replace_massive_activations(model, sites, mode) as counter:
-                ppl = perplexity(model, eval_ids, seq_len, max_windows=max_windows,
+            with hold() as point_model, \
+                    replace_massive_activations(point_model, sites, mode) as counter:
+                ppl = perplexity(point_model, eval_ids, seq_len, max_windows=max_windows,
                                  show_progress=False)
             return {"intervention": mode, "perplexity": ppl, "replaced": counter["replaced"],
                     "first_token": counter["first_token"], "windows": windows}

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..evaluate import perplexity
 from ..models import WeightBackup, resolve_seq_len, weight_matrix
-from .why import cached_point, dense_point, why_context
+from .why import ModelHold, cached_point, dense_point, holder, why_context
 
 __all__ = [
     "WEIGHT_COLUMNS", "outlier_channels", "select_channels",
@@ -110,15 +110,18 @@ def channel_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids: to
                          calibration: dict | None = None, eval_label: str = "evaluation text",
                          seq_len: int | None = None, max_windows: int | None = None,
                          cache_dir=None, dense: WeightBackup | None = None,
-                         callback: Callable[[int, int, dict], None] | None = None
-                         ) -> ChannelIntervention:
+                         callback: Callable[[int, int, dict], None] | None = None,
+                         model_for_point: ModelHold | None = None) -> ChannelIntervention:
     """Dense perplexity, then outlier-channel and random-channel cuts for every k (and seed).
 
     Args:
         calib_ids: the calibration windows that produced ``input_norms`` (for the cache key).
         input_norms: layer -> (in,) ``sqrt(input_sq_norm)``, e.g. ``report.input_norms``.
         fingerprint: ``model_fingerprint(...)``; None = no on-disk cache.
-        dense: an existing ``WeightBackup`` (None = take one now). The model is dense on return.
+        dense: an existing ``WeightBackup`` (None = take one, while the model is held). Every
+            point restores the dense weights before it lets the model go.
+        model_for_point: entered around each computed point, yields the dense model (see
+            ``analysis.why.ModelHold``); None = ``model`` throughout.
     Returns:
         ChannelIntervention; ``table`` has one dense row, one outlier row per k and one random
         row per (k, seed).
@@ -133,29 +136,32 @@ def channel_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids: to
     total_weights = sum(weight_matrix(m).numel() for n, m in model.named_modules()
                         if n in input_norms)
     points = [("outlier", k, None) for k in ks] + [("random", k, s) for k in ks for s in seeds]
-    backup = dense or WeightBackup(model)
+    hold = holder(model, model_for_point)
+    backup = dense
     base = dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
-                       context=context, cache_dir=cache_dir)
+                       context=context, cache_dir=cache_dir, model_for_point=model_for_point)
     rows = [{"kind": "dense", "k": 0, "seed": None, "zeroed_weights": 0, "zeroed_share": 0.0,
              **base}]
-    try:
-        for done, (kind, k, seed) in enumerate(points, start=1):
-            settings = {"analysis": "why-weights", "kind": kind, "k": k, "seed": seed,
-                        "exclude_top": ks[-1] if kind == "random" else None}
+    for done, (kind, k, seed) in enumerate(points, start=1):
+        settings = {"analysis": "why-weights", "kind": kind, "k": k, "seed": seed,
+                    "exclude_top": ks[-1] if kind == "random" else None}
 
-            def compute(kind=kind, k=k, seed=seed) -> dict:
-                chosen = select_channels(input_norms, k, seed=seed, exclude_top=ks[-1])
-                zeroed = zero_input_channels(model, chosen)
-                ppl = perplexity(model, eval_ids, seq_len, max_windows=max_windows,
-                                 show_progress=False)
-                backup.restore(model)
-                return {"kind": kind, "k": k, "seed": seed, "perplexity": ppl,
-                        "zeroed_weights": zeroed, "zeroed_share": zeroed / total_weights}
+        def compute(kind=kind, k=k, seed=seed) -> dict:
+            nonlocal backup
+            chosen = select_channels(input_norms, k, seed=seed, exclude_top=ks[-1])
+            with hold() as point_model:
+                backup = backup or WeightBackup(point_model)  # taken while the model is held
+                try:
+                    zeroed = zero_input_channels(point_model, chosen)
+                    ppl = perplexity(point_model, eval_ids, seq_len, max_windows=max_windows,
+                                     show_progress=False)
+                finally:
+                    backup.restore(point_model)  # dense again before anyone else gets it
+            return {"kind": kind, "k": k, "seed": seed, "perplexity": ppl,
+                    "zeroed_weights": zeroed, "zeroed_share": zeroed / total_weights}
 
-            rows.append(cached_point(settings, context, compute, cache_dir=cache_dir))
-            if callback is not None:
-                callback(done, len(points), rows[-1])
-    finally:
-        backup.restore(model)
+        rows.append(cached_point(settings, context, compute, cache_dir=cache_dir))
+        if callback is not None:
+            callback(done, len(points), rows[-1])
     return ChannelIntervention(pd.DataFrame(rows, columns=WEIGHT_COLUMNS), shared["calibration"],
                                shared["eval_protocol"], ks[-1])

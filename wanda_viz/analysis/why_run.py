@@ -21,7 +21,7 @@ from torch import nn
 from ..models import WeightBackup
 from .export import export_table, table_to_records
 from .outliers import collect_activation_report, find_massive_activations
-from .why import TOP_SHARE, DisagreementReport, model_disagreement
+from .why import TOP_SHARE, DisagreementReport, ModelHold, holder, model_disagreement
 from .why_activations import ActivationIntervention, activation_intervention
 from .why_interventions import ChannelIntervention, channel_intervention
 
@@ -58,7 +58,8 @@ def run_why(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor, *
             eval_label: str = "evaluation text", seq_len: int | None = None,
             max_windows: int | None = None, cache_dir=None, batch_size: int = 8,
             min_abs: float = 100.0, min_ratio: float = 1000.0,
-            model_name: str | None = None, dense: WeightBackup | None = None) -> WhyResult:
+            model_name: str | None = None, dense: WeightBackup | None = None,
+            model_for_point: ModelHold | None = None) -> WhyResult:
     """All three "why Wanda works" analyses on a dense model.
 
     Args:
@@ -67,16 +68,21 @@ def run_why(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor, *
         sparsity: sparsity of the two masks compared per channel.
         ks / seeds: channel counts of the weight-space intervention and random seeds.
         fingerprint: ``model_fingerprint(...)`` for the on-disk cache (None = no cache).
+        dense: the dense weights' ``WeightBackup`` if one exists (None = taken when needed).
+        model_for_point: entered around the dense pass and around each perplexity point,
+            yields the dense model (a service's shared model, taken per step); None = ``model``.
     Returns:
         WhyResult. ``activations`` is None (with ``activation_note``) when the model shows no
         massive activations on these windows.
     """
-    report = collect_activation_report(model, calib_ids, tokenizer=tokenizer,
-                                       batch_size=batch_size, calibration=calibration,
-                                       model_name=model_name)
-    disagreement = model_disagreement(model, report, sparsity, top_share=top_share)
+    with holder(model, model_for_point)() as held:  # the dense weights, not changed meanwhile
+        report = collect_activation_report(held, calib_ids, tokenizer=tokenizer,
+                                           batch_size=batch_size, calibration=calibration,
+                                           model_name=model_name)
+        disagreement = model_disagreement(held, report, sparsity, top_share=top_share)
     shared = {"fingerprint": fingerprint, "calibration": calibration, "eval_label": eval_label,
-              "seq_len": seq_len, "max_windows": max_windows, "cache_dir": cache_dir}
+              "seq_len": seq_len, "max_windows": max_windows, "cache_dir": cache_dir,
+              "model_for_point": model_for_point}
     weights = channel_intervention(model, calib_ids, eval_ids, report.input_norms, ks=ks,
                                    seeds=seeds, dense=dense, **shared)
     massive = find_massive_activations(report, min_abs=min_abs, min_ratio=min_ratio)

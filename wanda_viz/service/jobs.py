@@ -183,13 +183,16 @@ def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
             cache_dir: str | None = None) -> WhyResult:
     """Why Wanda works: per-channel disagreement, outlier-channel and massive-activation cuts.
 
-    Perplexity points are cached on disk per model and calibration (the sweep cache's ``why/``).
+    Like the sweep, the model is taken anew for the dense pass and for each perplexity point
+    (other jobs run in between); points are cached on disk per model and calibration (``why/``).
     """
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-        return run_why(entry.model, calib_ids, eval_ids, tokenizer=entry.tokenizer,
-                       sparsity=sparsity, ks=ks, seeds=seeds,
-                       fingerprint=model_fingerprint(spec.source, model=entry.model),
-                       calibration=calibration, eval_label=label, seq_len=calib_ids.shape[1],
-                       max_windows=evaluation.max_windows, cache_dir=cache_dir,
-                       model_name=spec.label, dense=entry.backup)
+        fingerprint = model_fingerprint(spec.source, model=entry.model)
+        model, tokenizer, dense = entry.model, entry.tokenizer, entry.backup
+    return run_why(model, calib_ids, eval_ids, tokenizer=tokenizer, sparsity=sparsity, ks=ks,
+                   seeds=seeds, fingerprint=fingerprint, calibration=calibration,
+                   eval_label=label, seq_len=calib_ids.shape[1],
+                   max_windows=evaluation.max_windows, cache_dir=cache_dir,
+                   model_name=spec.label, dense=dense,
+                   model_for_point=_model_per_point(spec, limits))

@@ -3,8 +3,8 @@
 A tab module has ``TITLE``, ``ID``, ``build(limits) -> {name: component}`` and ``wire(ctx)``; it
 may have ``REFRESH_ON`` (topics such as "session" or "scores") and ``refresh(ctx, trigger)``,
 chained after the events of those topics in tab order. Adding a tab is one module and one entry
-of ``TABS``. Short model work (prune, outliers, scores, generate, why) shares one queue
-(``wiring.GPU``), long work (sweep, ablation) has its own (``wiring.LONG``) and takes the model
+of ``TABS``. Short model work (prune, outliers, scores, generate) shares one queue
+(``wiring.GPU``), long work (sweep, ablation, why) has its own (``wiring.LONG``) and takes the model
 per point; redraws from the session state run outside both (``wiring.QUIET``).
 Named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep, /generate, /why.
 """

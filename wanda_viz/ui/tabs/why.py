@@ -13,7 +13,7 @@ from ...analysis.why_run import WhyResult, export_why
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from .. import texts
-from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "on_why", "on_layer", "on_preset"]
 
@@ -62,7 +62,7 @@ def wire(ctx: Context) -> None:
     listen(c["preset"].change, on_preset, [c["preset"]], pick(c, "sparsity", "ks", "seeds"),
            **QUIET)
     listen(c["run"].click, on_why, [ctx.session], pick(c, "state", *OUTPUTS), api_name="why",
-           inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), **GPU)
+           inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), **LONG)
     listen(c["layer"].change, on_layer, [c["state"], c["layer"]], pick(c, "scatter"), **QUIET)
 
 
