@@ -14,7 +14,8 @@ from collections.abc import Callable
 import torch
 
 from .config import CalibConfig, PruneConfig
-from .data import DataUnavailableError, get_calibration_ids, get_eval_ids
+from .data import (CALIB_SOURCES, EVAL_SOURCES, DataUnavailableError, default_calibration_source,
+                   default_eval_source, get_calibration_ids, get_eval_ids)
 from .evaluate import count_eval_windows, perplexity, perplexity_protocol
 from .models import load_model, resolve_seq_len
 from .pruning import prune_model
@@ -31,7 +32,11 @@ USER_ERRORS = (ValueError, OSError, DataUnavailableError, torch.OutOfMemoryError
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None,
-                       help="Hugging Face id or local folder (default: the embedded demo model)")
+                       help="Hugging Face id, local folder, .gguf file, or smollm2-135m (the real "
+                       "SmolLM2-135M-Instruct GGUF, loaded dequantized; default: the embedded "
+                       "demo model)")
+    group.add_argument("--gguf-file", default=None,
+                       help="GGUF file name inside the --model folder or hub repo")
     group.add_argument("--revision", default=None, help="hub branch, tag or commit")
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
     group.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), "
@@ -46,10 +51,11 @@ def add_calib_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("calibration (reference sampler)")
     source = group.add_mutually_exclusive_group()
     source.add_argument("--calib-file", default=None, help="text file to sample windows from")
-    source.add_argument("--calib-dataset", default="wikitext2",
-                        choices=["wikitext2", "wikitext2-valid", "c4"],
+    source.add_argument("--calib-dataset", default=None, choices=list(CALIB_SOURCES),
                         help="wikitext2 = raw train split (reference); from the data folder, "
-                        "else the datasets hub (default: %(default)s)")
+                        "else the datasets hub; bundled-* ship with wanda-viz (default: wikitext2 "
+                        "if the data folder or hub has it, else the folder's validation split, "
+                        "else bundled-wikitext2-valid)")
     group.add_argument("--n-samples", type=int, default=128, help="calibration windows (128)")
     group.add_argument("--seq-len", type=int, default=None,
                        help="tokens per window (default: min(model context, 2048))")
@@ -62,9 +68,9 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation (reference perplexity protocol)")
     source = group.add_mutually_exclusive_group()
     source.add_argument("--eval-file", default=None, help="text file for perplexity")
-    source.add_argument("--eval-dataset", default="wikitext2",
-                        choices=["wikitext2", "wikitext2-valid", "none"],
-                        help="wikitext2 = raw test split; none = skip perplexity")
+    source.add_argument("--eval-dataset", default=None, choices=[*EVAL_SOURCES, "none"],
+                        help="wikitext2 = raw test split; none = skip perplexity (default: "
+                        "wikitext2 if the data folder or hub has it, else bundled-wikitext2-test)")
     group.add_argument("--max-eval-windows", type=int, default=None,
                        help="evaluate only the first N windows (quick look)")
 
@@ -73,7 +79,8 @@ def load_calibration(args, tokenizer, model) -> tuple[torch.Tensor, dict]:
     """Calibration ids and their description from parsed arguments."""
     calib = CalibConfig(n_samples=args.n_samples, seq_len=args.seq_len, seed=args.seed)
     seq_len = resolve_seq_len(model, calib.seq_len)
-    return get_calibration_ids(tokenizer, source=args.calib_file or args.calib_dataset,
+    source = args.calib_file or args.calib_dataset or default_calibration_source(args.data_dir)
+    return get_calibration_ids(tokenizer, source=source,
                                n_samples=calib.n_samples, seq_len=seq_len, seed=calib.seed,
                                data_dir=args.data_dir)
 
@@ -82,8 +89,8 @@ def evaluate_from_args(args, model, tokenizer, seq_len: int) -> tuple[float, str
     """(perplexity, protocol caption) by the reference protocol, or None with --eval-dataset none."""
     if args.eval_file is None and args.eval_dataset == "none":
         return None
-    eval_ids, label = get_eval_ids(tokenizer, source=args.eval_file or args.eval_dataset,
-                                   data_dir=args.data_dir)
+    source = args.eval_file or args.eval_dataset or default_eval_source(args.data_dir)
+    eval_ids, label = get_eval_ids(tokenizer, source=source, data_dir=args.data_dir)
     ppl = perplexity(model, eval_ids, seq_len, max_windows=args.max_eval_windows)
     total = count_eval_windows(eval_ids.numel(), seq_len)
     used = count_eval_windows(eval_ids.numel(), seq_len, args.max_eval_windows)
@@ -120,7 +127,8 @@ def _run_prune(args) -> int:
                          group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
                          batch_size=args.batch_size, offload=args.offload)
     model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype,
-                                  trust_remote_code=args.trust_remote_code, revision=args.revision)
+                                  trust_remote_code=args.trust_remote_code, revision=args.revision,
+                                  gguf_file=args.gguf_file)
     seq_len = resolve_seq_len(model, args.seq_len)
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
                              if config.needs_calibration else (None, None))

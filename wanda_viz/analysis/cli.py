@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..cli import COMMANDS, add_calib_args, add_eval_args, add_model_args, load_calibration
 from ..config import METHODS, parse_structure
-from ..data import get_eval_ids
+from ..data import default_eval_source, get_eval_ids
 from ..models import DEMO_MODEL_DIR, load_model, resolve_seq_len
 from .export import export_table, table_to_records
 from .outliers import (collect_activation_report, find_massive_activations,
@@ -37,7 +37,8 @@ def _csv_list(text: str) -> list[str]:
 
 def _load(args):
     model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype,
-                                  trust_remote_code=args.trust_remote_code, revision=args.revision)
+                                  trust_remote_code=args.trust_remote_code, revision=args.revision,
+                                  gguf_file=getattr(args, "gguf_file", None))
     return model, tokenizer
 
 
@@ -88,8 +89,8 @@ def run_sweep_command(args) -> int:
     seq_len = resolve_seq_len(model, args.seq_len)
     needs_calib = any(m != "magnitude" for m in methods)
     calib_ids, calib_info = load_calibration(args, tokenizer, model) if needs_calib else (None, None)
-    eval_ids, eval_label = get_eval_ids(tokenizer, source=args.eval_file or args.eval_dataset,
-                                        data_dir=args.data_dir)
+    eval_source = args.eval_file or args.eval_dataset or default_eval_source(args.data_dir)
+    eval_ids, eval_label = get_eval_ids(tokenizer, source=eval_source, data_dir=args.data_dir)
     fingerprint = model_fingerprint(args.model or DEMO_MODEL_DIR, revision=args.revision,
                                     model=model, cache_dir=args.cache_dir)
     table = run_sweep(model, calib_ids, eval_ids, fingerprint=fingerprint, methods=methods,

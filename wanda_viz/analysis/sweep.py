@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 
 from ..config import PruneConfig, parse_structure
 from ..evaluate import count_eval_windows, perplexity, perplexity_protocol
+from ..gguf import file_sha256 as gguf_sha256
+from ..gguf import resolve_gguf
 from ..models import WeightBackup, model_context_length
 from ..pruning import prune_model
 
@@ -101,6 +103,13 @@ def _cached_hub_commit(name: str, revision: str | None) -> str | None:
     return Path(path).name
 
 
+def _gguf_path(name: str | None) -> Path | None:
+    try:
+        return resolve_gguf(name) if name is not None else None
+    except FileNotFoundError:
+        return None
+
+
 def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
                       revision: str | None = None, model: nn.Module | None = None,
                       cache_dir: str | os.PathLike | None = None) -> dict:
@@ -114,6 +123,9 @@ def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
         {"model": display name, "fingerprint": string that changes iff the weights may change}.
     """
     name = str(name_or_path) if name_or_path is not None else None
+    gguf = _gguf_path(name)
+    if gguf is not None:  # GGUF (e.g. "smollm2-135m"): the quantized file fixes the weights
+        return {"model": name, "fingerprint": f"gguf:{gguf_sha256(gguf)}"}
     folder = Path(name).expanduser() if name is not None else None
     if folder is not None and folder.is_dir():
         files = sorted(p for p in folder.iterdir()
