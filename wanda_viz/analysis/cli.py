@@ -3,7 +3,7 @@
 ``sweep`` runs methods x sparsities x structures with the dense baseline through the on-disk cache
 of ``analysis.sweep`` and writes CSV / JSON / a self-contained HTML report; ``outliers`` runs one
 dense calibration pass and prints the Massive Activations per-layer table, the LLM.int8 outlier
-features and the massive activations (docs PROTOCOLS.md).
+features and the massive activations (docs/PROTOCOLS.md).
 """
 from __future__ import annotations
 

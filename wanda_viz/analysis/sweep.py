@@ -1,7 +1,7 @@
 """Sweeps: methods x sparsities x structures with the dense baseline, cached on disk per point.
 
 Each point prunes the dense model in place (``prune_model``), evaluates perplexity by the reference
-protocol (docs PROTOCOLS.md) and restores the dense weights from one ``WeightBackup``. The
+protocol (docs/PROTOCOLS.md) and restores the dense weights from one ``WeightBackup``. The
 calibration windows, evaluation ids and the loaded model are shared by all points.
 NOTE: per-method calibration statistics cannot be shared across sparsities: the sequential
 protocol (Wanda/SparseGPT reference code) computes the statistics of block i on the outputs of

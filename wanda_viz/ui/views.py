@@ -1,6 +1,6 @@
 """Text and table views of a session's results (pure: Session -> Markdown / DataFrame / lists).
 
-Every number leaves here with its protocol next to it (docs PROTOCOLS.md): the calibration windows,
+Every number leaves here with its protocol next to it (docs/PROTOCOLS.md): the calibration windows,
 the perplexity protocol, and the pruning time measured as the Wanda paper does (scores, masks and
 weight updates only, calibration forward passes reported apart).
 """
