@@ -240,7 +240,8 @@ def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | Non
 
     Args:
         source: "wikitext2" (raw train, the reference's choice), "wikitext2-valid", "c4",
-            ``BUNDLED_CALIB`` (offline, no data folder needed), or a text file path (absolute, or relative to the data folder). Exclusive with ``text``.
+            ``BUNDLED_CALIB`` (offline, no data folder needed), or a text file path
+            (absolute, or relative to the data folder). Exclusive with ``text``.
         text: raw text to sample from (pasted or uploaded by the user).
     Returns:
         (LongTensor (n_samples, seq_len), description dict for the protocol caption).
