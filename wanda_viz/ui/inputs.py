@@ -4,16 +4,17 @@ Every limit is checked here, before any model is touched, so a bad value costs n
 """
 from __future__ import annotations
 
-from ..data import DataUnavailableError, list_text_files, read_text_file, resolve_data_dir
+from ..data import (BUNDLED_CALIB, BUNDLED_EVAL, DataUnavailableError, default_calibration_source,
+                    default_eval_source, list_text_files, read_text_file, resolve_data_dir)
 from .cache import resolve_model_source
 from .engine import CalibSpec, EvalSpec, ModelSpec
 from .settings import EMBEDDED, Limits, get_limits
 
-__all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "check_range",
-           "build_specs"]
+__all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "eval_choices",
+           "default_eval", "check_range", "build_specs"]
 
 PASTE, UPLOAD = "pasted text", "uploaded .txt file"
-_NAMED = ("wikitext2", "wikitext2-valid", "c4")
+_NAMED = ("wikitext2", "wikitext2-valid", "c4", BUNDLED_CALIB)
 
 
 def calibration_choices() -> list[str]:
@@ -27,14 +28,24 @@ def calibration_choices() -> list[str]:
 
 
 def default_calibration() -> str:
-    """WikiText-2 train (reference) when the data folder has it, else its validation split."""
+    """WikiText-2 train (reference) from the data folder or the hub, else the data folder's
+    validation split, else the bundled validation slice (offline; the caption names it)."""
     try:
-        root = resolve_data_dir()
+        return default_calibration_source()
+    except DataUnavailableError:  # $WANDA_VIZ_DATA names a missing folder
+        return BUNDLED_CALIB
+
+
+def eval_choices() -> list[str]:
+    return ["wikitext2", "wikitext2-valid", BUNDLED_EVAL, "none"]
+
+
+def default_eval() -> str:
+    """WikiText-2 raw test (reference) from the data folder or the hub, else the bundled slice."""
+    try:
+        return default_eval_source()
     except DataUnavailableError:
-        root = None
-    if root is None or (root / "wikitext-2-raw" / "wiki.train.raw").is_file():
-        return "wikitext2"
-    return "wikitext2-valid" if (root / "wikitext-2-raw" / "wiki.valid.raw").is_file() else PASTE
+        return BUNDLED_EVAL
 
 
 def check_range(name: str, value, low, high) -> None:

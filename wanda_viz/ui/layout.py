@@ -11,7 +11,8 @@ import gradio as gr
 from . import handlers as h
 from . import inputs, texts
 from .engine import PRESETS, Session
-from .settings import EMBEDDED, HUB_MODELS, Limits, get_limits
+from .settings import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, REAL_MODEL, Limits,
+                       default_model_choice, get_limits, model_choices)
 
 __all__ = ["build_demo"]
 
@@ -28,9 +29,11 @@ def _model_tab(limits: Limits) -> dict:
     with gr.Row():
         with gr.Column():
             c["model_choice"] = gr.Dropdown(
-                [EMBEDDED, *HUB_MODELS], value=EMBEDDED, allow_custom_value=True, label="Model",
-                info="embedded demo model, a hub id (loaded on request)"
-                + (" or a local folder" if limits.allow_local else ""))
+                model_choices(), value=default_model_choice(), allow_custom_value=True,
+                label="Model", info=f"{REAL_MODEL}: SmolLM2-135M-Instruct from its Q4_1 GGUF, "
+                "dequantized (4-bit grid: magnitude scores tie); embedded demo model: instant; "
+                "or a hub id (loaded on request)"
+                + (", a local folder or .gguf file" if limits.allow_local else ""))
             with gr.Row():
                 c["device"] = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device")
                 c["dtype"] = gr.Dropdown(["auto", "float32", "bfloat16", "float16"], value="auto",
@@ -43,18 +46,21 @@ def _model_tab(limits: Limits) -> dict:
             c["calib_file"] = gr.File(label="Calibration .txt upload", file_types=[".txt"],
                                       type="filepath", height=90)
             with gr.Row():
-                c["n_samples"] = gr.Slider(1, limits.max_samples, value=min(32, limits.max_samples),
+                c["n_samples"] = gr.Slider(1, limits.max_samples,
+                                           value=min(DEFAULT_SAMPLES, limits.max_samples),
                                            step=1, label="n_samples (windows)")
                 c["seq_len"] = gr.Slider(16, limits.max_seq_len, step=16,
-                                         value=min(256, limits.max_seq_len),
+                                         value=min(DEFAULT_SEQ_LEN, limits.max_seq_len),
                                          label="seq_len (tokens)")
                 c["seed"] = gr.Number(0, precision=0, label="seed")
             with gr.Row():
-                c["eval_source"] = gr.Dropdown(["wikitext2", "wikitext2-valid", "none"],
-                                               value="wikitext2", label="Perplexity text",
-                                               info="wikitext2 = raw test split (reference)")
+                c["eval_source"] = gr.Dropdown(inputs.eval_choices(), value=inputs.default_eval(),
+                                               label="Perplexity text",
+                                               info="wikitext2 = raw test split (reference); "
+                                               "bundled-* ship with the app (offline)")
                 c["eval_windows"] = gr.Slider(1, limits.max_eval_windows, step=1,
-                                              value=min(8, limits.max_eval_windows),
+                                              value=min(DEFAULT_EVAL_WINDOWS,
+                                                        limits.max_eval_windows),
                                               label="evaluation windows (seq_len each)")
         with gr.Column():
             c["method"] = gr.Radio(["magnitude", "wanda", "sparsegpt"], value="wanda",
