@@ -157,6 +157,42 @@ def run_configs(model, calib_ids, calib, eval_ids, args, backup) -> list[dict]:
     return rows
 
 
+def render_markdown(record: dict) -> str:
+    """The README tables from a measurement record (no number typed by hand)."""
+    lines = ["| run | perplexity | achieved sparsity | prune_s | calibration forward s |",
+             "|---|---|---|---|---|",
+             f"| dense | {record['dense_perplexity']:.2f} | 0 | - | - |"]
+    for row in record.get("runs", []):
+        lines.append(f"| {row['run']} | {row['perplexity']:.2f} | "
+                     f"{row['achieved_sparsity']:.4f} | {row['prune_s']:.2f} | "
+                     f"{row['calibration_forward_s']:.1f} |")
+    calib = record["calibration"]
+    lines += ["", f"Calibration: {calib['source']}, {calib['n_samples']} x {calib['seq_len']} "
+              f"tokens, seed {calib['seed']}. Perplexity: {record['eval_protocol']}. "
+              f"{record['timing_protocol']}. {record['note']}", ""]
+    load, first = record["load"], record["first_prune"]
+    lines.append(f"Load: first {load['load_first_s']:.1f} s (dequantize and write the float "
+                 f"copy), second {load['load_second_s']:.1f} s (float copy, in-process). First "
+                 f"Prune on the defaults ({record['threads']} threads): "
+                 + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s"
+                             for k, v in first.items() if not k.endswith("_cpu")
+                             and k not in ("total_cpu_s", "idle_estimate_s"))
+                 + f"; CPU time {first['total_cpu_s']:.1f} s.")
+    out = record["outliers"]
+    lines += ["", "| massive channel | blocks | max \\|h\\| | max ratio to median | "
+              "positions (count) | tokens (count) |", "|---|---|---|---|---|---|"]
+    for row in out["massive_activations"]:
+        lines.append(f"| {row['channel']} | {row['blocks']} ({row['n_blocks']}) | "
+                     f"{row['max_abs']:.0f} | {row['max_ratio_to_median']:.0f} | "
+                     f"{row['positions']} | {row['tokens']} |")
+    features = ", ".join(str(f["channel"]) for f in out["llm_int8_features"])
+    lines += ["", f"LLM.int8 outlier features on the {out['llm_int8_sites']} linear-layer "
+              f"inputs: {len(out['llm_int8_features'])} channels ({features}); the same rule on "
+              f"the residual stream would pass {out['residual_channels_passing_llm_int8_rule']} "
+              f"of {out['hidden_size']} channels. Protocol: {out['protocol']}."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=REAL_MODEL)
@@ -171,7 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-configs", action="store_true", help="only loads and first prune")
     parser.add_argument("--note", default="", help="e.g. 'machine shared with other jobs'")
     parser.add_argument("--out-json", default="docs/real_model_measurements.json")
+    parser.add_argument("--render", default=None, metavar="JSON",
+                        help="only print the README tables of an existing record")
     args = parser.parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(Path(args.render).read_text(encoding="utf-8"))))
+        return 0
     torch.set_num_threads(args.threads)
     calib_source = args.calib_source or default_calibration_source(args.data_dir)
     eval_source = args.eval_source or default_eval_source(args.data_dir)
@@ -198,6 +239,7 @@ def main(argv=None) -> int:
     record["load_average_end"] = os.getloadavg()
     Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out_json).write_text(json.dumps(record, indent=2, default=float), encoding="utf-8")
+    print(render_markdown(record))
     print(f"wrote {args.out_json}")
     return 0
 
