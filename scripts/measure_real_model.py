@@ -56,9 +56,10 @@ def _timed(fn):
 
 
 def _timed_cpu(fn, steps: dict, key: str):
-    """Run fn; store its wall seconds in steps[key] and its CPU seconds in steps[key + '_cpu']
-    (CPU seconds of this process: on a shared machine, wall time is an upper bound and CPU time
-    divided by the thread count is closer to what an idle machine would take)."""
+    """Run fn; store its wall seconds in steps[key] and its CPU seconds in steps[key + '_cpu'].
+
+    On a shared machine wall time is an upper bound; with one thread the CPU seconds are what an
+    idle core would take (with several threads, spin-waiting under contention inflates them)."""
     cpu = time.process_time()
     value, steps[key] = _timed(fn)
     steps[key + "_cpu"] = time.process_time() - cpu
@@ -134,7 +135,6 @@ def first_prune(model, tokenizer, args, calib_source, eval_source) -> tuple[dict
     backup.restore(model)
     steps["total_s"] = sum(v for k, v in steps.items() if not k.endswith("_cpu"))
     steps["total_cpu_s"] = sum(v for k, v in steps.items() if k.endswith("_cpu"))
-    steps["idle_estimate_s"] = steps["total_cpu_s"] / args.threads
     return steps, (calib_ids, calib, eval_ids, label, dense, report, backup)
 
 
@@ -176,8 +176,8 @@ def render_markdown(record: dict) -> str:
                  f"Prune on the defaults ({record['threads']} threads): "
                  + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s"
                              for k, v in first.items() if not k.endswith("_cpu")
-                             and k not in ("total_cpu_s", "idle_estimate_s"))
-                 + f"; CPU time {first['total_cpu_s']:.1f} s.")
+                             and k != "total_cpu_s")
+                 + f"; CPU time of the process {first['total_cpu_s']:.1f} s.")
     out = record["outliers"]
     lines += ["", "| massive channel | blocks | max \\|h\\| | max ratio to median | "
               "positions (count) | tokens (count) |", "|---|---|---|---|---|---|"]
