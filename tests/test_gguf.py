@@ -81,3 +81,13 @@ def test_clear_quantization_removes_every_marker():
     assert model.config._is_quantized is False
     assert "quantization_config" not in model.config.to_dict()
     assert isinstance(next(model.parameters()), torch.nn.Parameter)
+
+
+def test_sweep_fingerprint_of_a_gguf_is_its_content(tmp_path):
+    from wanda_viz.analysis import model_fingerprint
+    file = tmp_path / "m.gguf"
+    file.write_bytes(b"weights v1")
+    first = model_fingerprint(str(file))
+    assert first["fingerprint"] == "gguf:" + hashlib.sha256(b"weights v1").hexdigest()
+    file.write_bytes(b"weights v2!")
+    assert model_fingerprint(str(file))["fingerprint"] != first["fingerprint"]
