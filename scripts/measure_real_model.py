@@ -104,7 +104,8 @@ def summarize_outliers(report, tokenizer) -> dict:
         "massive_activations": sorted(by_channel, key=lambda r: -r["max_abs"]),
         "massive_rows": len(massive),
         "layer_table": table.round(3).to_dict(orient="records"),
-        "llm_int8_features": features.drop(columns=["layers"]).round(4).to_dict(orient="records"),
+        "llm_int8_features": features.drop(columns=["layers"]).round(4).to_dict(
+            orient="records"),
         "llm_int8_sites": len(report.site_names),
         "residual_channels_passing_llm_int8_rule": int(residual_hits.sum()),
         "hidden_size": report.hidden_size,
@@ -185,9 +186,12 @@ def render_markdown(record: dict) -> str:
         lines.append(f"| {row['channel']} | {row['blocks']} ({row['n_blocks']}) | "
                      f"{row['max_abs']:.0f} | {row['max_ratio_to_median']:.0f} | "
                      f"{row['positions']} | {row['tokens']} |")
-    features = ", ".join(str(f["channel"]) for f in out["llm_int8_features"])
+    features = "; ".join(
+        f"channel {f['channel']} in {f['n_layers']} of {len(out['layer_table'])} blocks, |x| up "
+        f"to {f['max_abs']:.1f}, >= 6 on {f['mean_position_share']:.0%} of positions at "
+        f"{len(f['sites'])} sites" for f in out["llm_int8_features"])
     lines += ["", f"LLM.int8 outlier features on the {out['llm_int8_sites']} linear-layer "
-              f"inputs: {len(out['llm_int8_features'])} channels ({features}); the same rule on "
+              f"inputs: {len(out['llm_int8_features'])} ({features}); the same rule on "
               f"the residual stream would pass {out['residual_channels_passing_llm_int8_rule']} "
               f"of {out['hidden_size']} channels. Protocol: {out['protocol']}."]
     return "\n".join(lines)

@@ -72,14 +72,16 @@ def test_outlier_features_are_counted_on_linear_inputs(planted_inputs):
     assert report.site_readers[1] == ["model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj"]
     features = find_outlier_features(report).set_index("channel")
     # 20 is huge on the residual stream (every position of block 1's output) but enters no
-    # linear layer: not an LLM.int8 feature. 9 counts in 1 of 4 sites = 25%.
+    # linear layer: not an LLM.int8 feature. 9 counts in block 1 only (its FFN input) = 50%.
     assert set(features.index) == {OUTLIER, SECOND_FEATURE}
     assert report.channel_share[1, LATE] == 1.0
-    assert features.loc[OUTLIER, "layers"] == [report.site_names[0], report.site_names[2]]
-    assert features.loc[SECOND_FEATURE, "layers"] == [report.site_names[3]]
+    assert features.loc[OUTLIER, "layers"] == ["model.layers.0", "model.layers.1"]
+    assert features.loc[OUTLIER, "sites"] == [report.site_names[0], report.site_names[2]]
+    assert features.loc[SECOND_FEATURE, "layers"] == ["model.layers.1"]
+    assert features.loc[SECOND_FEATURE, "sites"] == [report.site_names[3]]
     assert features.loc[OUTLIER, "mean_position_share"] == 1.0
     assert features.loc[OUTLIER, "max_abs"] == pytest.approx(400.0, rel=0.05)  # 4.0 x 100
-    strict = find_outlier_features(report, min_layer_share=0.5)
+    strict = find_outlier_features(report, min_layer_share=0.75)
     assert strict["channel"].tolist() == [OUTLIER]
 
 
@@ -133,6 +135,7 @@ def test_other_architectures(family, calib_ids):
     assert report.n_layers == 2 and report.hidden_size == 32
     # two normalised inputs per block: attention (q/k/v or c_attn) and the FFN's first layer
     assert len(report.site_names) == 4 and report.site_channel_share.shape == (4, 32)
+    assert report.site_blocks == [0, 0, 1, 1]
     assert all(len(readers) >= 1 for readers in report.site_readers)
     assert len(layer_magnitude_table(report)) == 2
     widths = {norms.numel() for norms in report.input_norms.values()}

@@ -9,9 +9,9 @@ Wanda statistic ``sqrt(input_sq_norm)`` per input channel. Definitions follow do
   with magnitude >= 6.0 in at least 25% of the layers and at least 6% of the sequence positions,
   measured on the X of ``X W``: the inputs of the attention projections and of the FFN's first
   layer (after the block's normalisation), NOT on the residual stream, whose magnitudes grow
-  with depth in pre-norm models until every channel passes 6.0. Here a "layer" is one such input
-  (a site: LLaMA has two per block) and a channel counts in it when |x| >= 6.0 on >= 6% of its
-  positions.
+  with depth in pre-norm models until every channel passes 6.0. Each such input is a "site"
+  (LLaMA: two per block); a channel counts in a layer (decoder block) when |x| >= 6.0 on >= 6% of
+  the positions of at least one of the block's sites.
 * Massive activation (Sun et al., arXiv 2402.17762, section 2): a single activation with
   ``|h| > 100`` and ``|h| > 1000 x median(|h|)`` of its layer's hidden state, on the residual
   stream (block outputs); the paper plots per layer the top-1/2/3 magnitudes against the median.
@@ -54,8 +54,9 @@ class ActivationReport:
             the window where it is largest): columns layer, block_index, rank, sample,
             position, channel, value (signed), abs, token_id, token.
         input_norms: per prunable layer, (in_features,) ``sqrt(input_sq_norm)`` (Wanda).
-        site_names: the normalisation outputs that feed linear layers (LLM.int8's "layers"),
+        site_names: the normalisation outputs that feed linear layers (LLM.int8's X),
             e.g. "model.layers.3.input_layernorm" (n_sites).
+        site_blocks: per site, the index of its decoder block.
         site_readers: per site, the linear layers reading it (q/k/v_proj, gate/up_proj ...).
         site_channel_max: (n_sites, hidden_size) max |x| per channel of each linear input.
         site_channel_share: (n_sites, hidden_size) share of positions with |x| >= threshold.
@@ -70,6 +71,7 @@ class ActivationReport:
     top: pd.DataFrame
     input_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     site_names: list[str] = field(default_factory=list)
+    site_blocks: list[int] = field(default_factory=list)
     site_readers: list[list[str]] = field(default_factory=list)
     site_channel_max: torch.Tensor | None = None
     site_channel_share: torch.Tensor | None = None
@@ -94,7 +96,7 @@ class ActivationReport:
         return (f"dense model, {source} ({shape}, seed {calib.get('seed', '?')}); "
                 f"massive activations on the residual stream (decoder block outputs); LLM.int8 "
                 f"features on the inputs of the linear layers (after each normalisation), "
-                f"share = positions with |x| >= {self.threshold:g}")
+                f"counted per decoder block; share = positions with |x| >= {self.threshold:g}")
 
 
 def _block_stats(outputs: torch.Tensor, threshold: float, top_k: int,
@@ -196,6 +198,7 @@ def collect_activation_report(model: nn.Module, calib_ids: torch.Tensor, *, toke
         block_names=names, channel_max=torch.stack(maxima), channel_share=torch.stack(shares),
         median_abs=torch.stack(medians), top=pd.DataFrame(top_rows, columns=columns),
         input_norms=input_norms, site_names=[s.name for s in sites],
+        site_blocks=[s.block_index for s in sites],
         site_readers=[s.readers for s in sites],
         site_channel_max=torch.stack([s.channel_max for s in sites]) if sites else None,
         site_channel_share=torch.stack([s.share for s in sites]) if sites else None,
@@ -227,35 +230,41 @@ def find_outlier_features(report: ActivationReport, *, magnitude: float | None =
     """LLM.int8 outlier features: channels with |x| >= magnitude in enough layers and positions.
 
     Measured on the hidden states entering the linear layers (``report.site_*``: attention and
-    FFN inputs after normalisation), as Dettmers et al. do. A channel counts in a site when at
-    least ``min_position_share`` of that site's positions have |x| >= ``magnitude``; it is an
-    outlier feature when it counts in at least ``min_layer_share`` of the sites.
+    FFN inputs after normalisation), as Dettmers et al. do. A channel counts in a layer (decoder
+    block) when at least ``min_position_share`` of the positions of one of the block's sites have
+    |x| >= ``magnitude``; it is an outlier feature when it counts in at least
+    ``min_layer_share`` of the layers.
 
     Args:
         report: from ``collect_activation_report``.
         magnitude: must equal ``report.threshold`` (the share is recorded for that magnitude);
             None = the report's.
     Returns:
-        DataFrame sorted by max magnitude: channel, n_layers, layer_share, layers (list of site
-        names), max_abs, mean_position_share (over the sites where it counts). Empty when no
-        normalisation output feeds a linear layer (the report then has no sites).
+        DataFrame sorted by max magnitude: channel, n_layers, layer_share, layers (list of block
+        names), sites (the linear inputs where it counts), max_abs, mean_position_share (over
+        those sites). Empty when no normalisation output feeds a linear layer (no sites).
     """
     if magnitude is not None and abs(magnitude - report.threshold) > 1e-12:
         raise ValueError(f"the report recorded shares for |h| >= {report.threshold:g}; collect it "
                          f"again with threshold={magnitude:g}")
-    columns = ["channel", "n_layers", "layer_share", "layers", "max_abs", "mean_position_share"]
+    columns = ["channel", "n_layers", "layer_share", "layers", "sites", "max_abs",
+               "mean_position_share"]
     if report.site_channel_share is None:
         return pd.DataFrame([], columns=columns)
     counts = report.site_channel_share >= min_position_share  # (n_sites, d)
-    n_layers_hit = counts.sum(dim=0)
-    needed = min_layer_share * len(report.site_names)
+    in_block = torch.zeros(report.n_layers, counts.shape[1], dtype=torch.bool)  # (n_layers, d)
+    for site, block in enumerate(report.site_blocks):  # any site of the block counts
+        in_block[block] |= counts[site]
+    n_layers_hit = in_block.sum(dim=0)
     rows = []
-    for channel in torch.nonzero(n_layers_hit >= max(needed, 1)).flatten().tolist():
-        hit = counts[:, channel]
+    for channel in torch.nonzero(n_layers_hit >= max(min_layer_share * report.n_layers, 1)
+                                 ).flatten().tolist():
+        hit, blocks = counts[:, channel], in_block[:, channel]
         rows.append({
-            "channel": channel, "n_layers": int(hit.sum()),
-            "layer_share": float(hit.float().mean()),
-            "layers": [name for name, h in zip(report.site_names, hit.tolist()) if h],
+            "channel": channel, "n_layers": int(blocks.sum()),
+            "layer_share": float(blocks.float().mean()),
+            "layers": [name for name, h in zip(report.block_names, blocks.tolist()) if h],
+            "sites": [name for name, h in zip(report.site_names, hit.tolist()) if h],
             "max_abs": float(report.site_channel_max[:, channel].max()),
             "mean_position_share": float(report.site_channel_share[hit, channel].mean())})
     table = pd.DataFrame(rows, columns=columns)

@@ -90,6 +90,7 @@ def outlier_tables(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     report = session.report
     features = find_outlier_features(report)
     features["layers"] = features["layers"].map(", ".join)  # lists do not fit a table cell
+    features["sites"] = features["sites"].map(", ".join)
     return (layer_magnitude_table(report).round(4), features.round(4),
             find_massive_activations(report).round(4))
 
