@@ -176,8 +176,12 @@ def ensure_float_copy(gguf_path: Path) -> Path:
         _dequantize_to(gguf_path, staging)
         if (target / _COMPLETE).is_file():  # another process finished first
             return target
-        shutil.rmtree(target, ignore_errors=True)  # a partial copy from an interrupted run
-        os.replace(staging, target)
+        shutil.rmtree(target, ignore_errors=True)  # junk without the marker (never renamed in)
+        try:
+            os.replace(staging, target)  # the marker is inside: target is complete or absent
+        except OSError:
+            if not (target / _COMPLETE).is_file():  # not a concurrent winner: a real error
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
