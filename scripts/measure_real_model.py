@@ -110,7 +110,8 @@ def summarize_outliers(report, tokenizer) -> dict:
         "residual_channels_passing_llm_int8_rule": int(residual_hits.sum()),
         "hidden_size": report.hidden_size,
         "protocol": report.protocol() + "; massive: |h| > 100 and > 1000 x block median; "
-                    "LLM.int8: |x| >= 6 on >= 6% of positions at >= 25% of sites",
+                    "LLM.int8: |x| >= 6 on >= 6% of the positions of a linear input, in >= 25% of "
+                    "the decoder blocks",
     }
 
 
@@ -173,8 +174,9 @@ def render_markdown(record: dict) -> str:
               f"{record['timing_protocol']}. {record['note']}", ""]
     load, first = record["load"], record["first_prune"]
     lines.append(f"Load: first {load['load_first_s']:.1f} s (dequantize and write the float "
-                 f"copy), second {load['load_second_s']:.1f} s (float copy, in-process). First "
-                 f"Prune on the defaults ({record['threads']} threads): "
+                 f"copy), second {load['load_second_s']:.1f} s (float copy, in-process). The "
+                 f"dashboard's first Prune at these settings (torch threads "
+                 f"{record['threads']}): "
                  + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s"
                              for k, v in first.items() if not k.endswith("_cpu")
                              and k != "total_cpu_s")
