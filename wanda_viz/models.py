@@ -120,7 +120,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path) if name_or_path is not None else str(DEMO_MODEL_DIR)
-    gguf_path = resolve_gguf(name, gguf_file)
+    gguf_path = resolve_gguf(name, gguf_file, revision)
     if gguf_path is not None:  # dequantized once, then a plain float HF folder
         name, revision = str(ensure_float_copy(gguf_path)), None
     if _looks_local(name) and not Path(name).expanduser().exists():
