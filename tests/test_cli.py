@@ -10,6 +10,7 @@ import datasets
 import pytest
 from transformers import AutoModelForCausalLM, BertConfig, BertForMaskedLM
 
+import wanda_viz.data as data_module
 from helpers import make_tokenizer, prunable_zero_count, save_tiny_model, write_text
 from wanda_viz.cli import main
 from wanda_viz.data import DATA_ENV
@@ -118,11 +119,25 @@ def test_offline_dataset_is_one_error_line(tiny_model_dir, monkeypatch, capsys):
     def offline(*args, **kwargs):
         raise ConnectionError("offline")
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setattr(data_module, "hub_reachable", lambda: False)
     monkeypatch.delenv(DATA_ENV, raising=False)
     code = main(["prune", "--model", str(tiny_model_dir), "--device", "cpu", "--n-samples", "2",
-                 "--seq-len", "8", "--eval-dataset", "none"])
+                 "--seq-len", "8", "--eval-dataset", "none", "--calib-dataset", "wikitext2"])
     assert code == 2
-    assert "WikiText-2 raw train" in _error_line(capsys)
+    line = _error_line(capsys)
+    assert "WikiText-2 raw train" in line and "bundled-wikitext2-valid" in line
+
+
+def test_offline_defaults_use_the_bundled_data_and_say_so(tiny_model_dir, monkeypatch, tmp_path):
+    monkeypatch.setattr(data_module, "hub_reachable", lambda: False)
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    out = tmp_path / "result.json"
+    code = main(["prune", "--model", str(tiny_model_dir), "--device", "cpu", "--n-samples", "2",
+                 "--seq-len", "8", "--max-eval-windows", "2", "--json", str(out)])
+    assert code == 0
+    summary = json.loads(out.read_text())
+    assert "bundled-wikitext2-valid" in json.dumps(summary["calibration"])
+    assert summary["eval_protocol"].startswith("WikiText-2 raw test, bundled slice")
 
 
 def test_calibration_longer_than_context(tiny_model_dir, texts, capsys):

@@ -13,8 +13,9 @@ import datasets
 import pytest
 import torch
 
+import wanda_viz.data as data_module
 from helpers import make_tokenizer, random_text
-from wanda_viz.data import (DATA_ENV, DataUnavailableError, get_calibration_ids, get_eval_ids,
+from wanda_viz.data import (BUNDLED_EVAL, DATA_ENV, DataUnavailableError, get_calibration_ids, get_eval_ids,
                             list_text_files, load_c4_documents, load_wikitext2_text,
                             read_text_file, resolve_data_dir, sample_calibration_windows,
                             sample_document_windows, tokenize_text)
@@ -27,10 +28,11 @@ def tokenizer():
 
 @pytest.fixture
 def no_hub(monkeypatch):
-    """Any hub access fails as it does offline; also unset the data folder variable."""
+    """The hub probe says offline and any hub access fails; the data folder variable is unset."""
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'wikitext' on the Hub (offline)")
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setattr(data_module, "hub_reachable", lambda: False)
     monkeypatch.delenv(DATA_ENV, raising=False)
 
 
@@ -69,6 +71,7 @@ def test_relative_file_is_looked_up_in_data_dir(tmp_path, tokenizer, no_hub):
 
 
 def test_hub_is_used_only_when_nothing_is_local(monkeypatch):
+    monkeypatch.setattr(data_module, "hub_reachable", lambda: True)
     calls = []
 
     def fake_load_dataset(path, name=None, split=None, **kwargs):
@@ -89,7 +92,7 @@ def test_environment_beats_hub(tmp_path, no_hub, monkeypatch):
 def test_offline_with_nothing_local_names_what_is_missing(no_hub, tokenizer):
     with pytest.raises(DataUnavailableError, match="WikiText-2 raw test") as info:
         load_wikitext2_text("test")
-    assert DATA_ENV in str(info.value) and "ConnectionError" in str(info.value)
+    assert DATA_ENV in str(info.value) and BUNDLED_EVAL in str(info.value)
     with pytest.raises(DataUnavailableError, match="WikiText-2 raw train"):
         get_calibration_ids(tokenizer, source="wikitext2", n_samples=2, seq_len=8)
     with pytest.raises(DataUnavailableError, match="C4"):

@@ -38,16 +38,49 @@ def planted():
     return model, ids
 
 
-def test_outlier_features_found_in_the_right_layers(planted):
-    model, ids = planted
-    report = collect_activation_report(model, ids, tokenizer=_Decoder())
+SECOND_FEATURE = 9
+
+
+@pytest.fixture
+def planted_inputs():
+    """Linear-layer inputs with planted LLM.int8 features: channels 5 and 9 are 10 in every
+    residual (so each is 4.0 after RMSNorm); the attention-input norm of both blocks scales channel
+    5 by 100 and block 1's FFN-input norm scales channel 9 by 100. Channel 20 is blown up on the
+    residual of block 1 only (by its down_proj): it never enters a linear layer."""
+    model = make_tiny_model("llama")
+    blocks = find_decoder_layers(model)[1]
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight
+        embedding[:, OUTLIER] = 10.0
+        embedding[:, SECOND_FEATURE] = 10.0
+        for block in blocks:
+            block.input_layernorm.weight[OUTLIER] = 100.0
+        blocks[1].post_attention_layernorm.weight[SECOND_FEATURE] = 100.0
+        blocks[1].mlp.down_proj.weight[LATE, :] *= 30000
+    ids = torch.randint(8, 99, (4, 32), generator=torch.Generator().manual_seed(0))
+    return model, ids
+
+
+def test_outlier_features_are_counted_on_linear_inputs(planted_inputs):
+    model, ids = planted_inputs
+    report = collect_activation_report(model, ids)
+    assert report.site_names == ["model.layers.0.input_layernorm",
+                                 "model.layers.0.post_attention_layernorm",
+                                 "model.layers.1.input_layernorm",
+                                 "model.layers.1.post_attention_layernorm"]
+    assert report.site_readers[0] == [f"model.layers.0.self_attn.{p}_proj" for p in "qkv"]
+    assert report.site_readers[1] == ["model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj"]
     features = find_outlier_features(report).set_index("channel")
-    # channel 11 is huge on 1 of 32 positions (3.1% < 6%): a massive activation, not a feature
-    assert set(features.index) == {OUTLIER, LATE}  # 11 and 13: massive, but on 3% of positions
+    # 20 is huge on the residual stream (every position of block 1's output) but enters no
+    # linear layer: not an LLM.int8 feature. 9 counts in block 1 only (its FFN input) = 50%.
+    assert set(features.index) == {OUTLIER, SECOND_FEATURE}
+    assert report.channel_share[1, LATE] == 1.0
     assert features.loc[OUTLIER, "layers"] == ["model.layers.0", "model.layers.1"]
+    assert features.loc[OUTLIER, "sites"] == [report.site_names[0], report.site_names[2]]
+    assert features.loc[SECOND_FEATURE, "layers"] == ["model.layers.1"]
+    assert features.loc[SECOND_FEATURE, "sites"] == [report.site_names[3]]
     assert features.loc[OUTLIER, "mean_position_share"] == 1.0
-    assert features.loc[LATE, "layers"] == ["model.layers.1"]
-    # with a 75% layer requirement only the all-layer channel remains
+    assert features.loc[OUTLIER, "max_abs"] == pytest.approx(400.0, rel=0.05)  # 4.0 x 100
     strict = find_outlier_features(report, min_layer_share=0.75)
     assert strict["channel"].tolist() == [OUTLIER]
 
@@ -100,6 +133,10 @@ def test_no_hooks_left_and_model_unchanged(planted):
 def test_other_architectures(family, calib_ids):
     report = collect_activation_report(make_tiny_model(family), calib_ids)
     assert report.n_layers == 2 and report.hidden_size == 32
+    # two normalised inputs per block: attention (q/k/v or c_attn) and the FFN's first layer
+    assert len(report.site_names) == 4 and report.site_channel_share.shape == (4, 32)
+    assert report.site_blocks == [0, 0, 1, 1]
+    assert all(len(readers) >= 1 for readers in report.site_readers)
     assert len(layer_magnitude_table(report)) == 2
     widths = {norms.numel() for norms in report.input_norms.values()}
     assert 32 in widths and len(widths) == 2  # hidden-size inputs and MLP-width inputs

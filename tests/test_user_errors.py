@@ -77,7 +77,7 @@ def test_missing_local_folder_is_not_called_offline(tmp_path, monkeypatch):
 
 def test_offline_hub_says_offline(monkeypatch):
     import wanda_viz.service.cache as cache
-    monkeypatch.setattr(cache, "_hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(cache, "hub_reachable", lambda *a, **k: False)
     with pytest.raises(OSError, match="cannot reach the Hugging Face Hub .this host is offline.*"
                                       "cannot be fetched or even checked"):
         check_model_allowed("someone/some-model", get_limits())
@@ -86,7 +86,7 @@ def test_offline_hub_says_offline(monkeypatch):
 def test_unknown_hub_id_says_unknown(monkeypatch):
     import transformers
     import wanda_viz.service.cache as cache
-    monkeypatch.setattr(cache, "_hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(cache, "hub_reachable", lambda *a, **k: True)
 
     def from_pretrained(name, local_files_only=False, **kwargs):
         raise OSError(f"{name} is not a local folder and is not a valid model identifier listed "

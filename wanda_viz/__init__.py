@@ -9,6 +9,7 @@ from .config import CalibConfig, EvalConfig, PruneConfig, parse_structure
 from .data import (DataUnavailableError, get_calibration_ids, get_eval_ids, load_wikitext2_text,
                    resolve_data_dir, sample_calibration_windows, tokenize_text)
 from .evaluate import GenerationResult, evaluate, generate_text, perplexity
+from .gguf import REAL_MODEL
 from .models import (DEMO_MODEL_DIR, WeightBackup, find_decoder_layers, find_prunable_layers,
                      load_model, resolve_seq_len, weight_matrix)
 from .pruning import calibrate_blocks, prune_model
@@ -20,6 +21,6 @@ __all__ = [
     "sample_calibration_windows", "tokenize_text", "GenerationResult", "evaluate", "generate_text",
     "perplexity", "DEMO_MODEL_DIR", "WeightBackup", "find_decoder_layers", "find_prunable_layers",
     "load_model", "resolve_seq_len", "weight_matrix", "calibrate_blocks", "prune_model",
-    "PruneResult",
+    "PruneResult", "REAL_MODEL",
 ]
 __version__ = "0.1.0"

@@ -4,8 +4,14 @@ Resolution order for named datasets (never a silent fallback to other data):
   1. an explicit file path;
   2. the data folder: ``data_dir`` argument, else the ``WANDA_VIZ_DATA`` environment variable
      (CI points it at ``../shared/data``), holding ``wikitext-2-raw/wiki.{test,valid,train}.raw``;
-  3. the Hugging Face ``datasets`` hub, when the network allows;
-  4. else ``DataUnavailableError`` saying what is missing and that text can be pasted or uploaded.
+  3. the Hugging Face ``datasets`` hub, when the (remembered, ~2 s) probe says it is reachable;
+  4. else ``DataUnavailableError`` saying what is missing and naming the bundled data.
+
+Bundled data (``assets/data/``, CC BY-SA 3.0, see its README): prefixes of WikiText-2 raw
+validation and test, selected by name (``BUNDLED_CALIB``, ``BUNDLED_EVAL``). They are the
+*default* (``default_calibration_source``, ``default_eval_source``) when no data folder holds
+WikiText-2 and the hub is unreachable; a caller that names another source gets that source or an
+error, never the bundled text in its place. Every label names the source actually used.
 
 Samplers follow the Wanda/SparseGPT reference code (lib/data.py): Python's ``random`` seeded with
 ``seed`` so that windows match the reference bit for bit for the same text and tokenizer.
@@ -20,8 +26,12 @@ from pathlib import Path
 
 import torch
 
+from .hub import hub_reachable
+
 __all__ = [
-    "DATA_ENV", "CALIB_SOURCES", "EVAL_SOURCES", "DataUnavailableError", "resolve_data_dir",
+    "DATA_ENV", "CALIB_SOURCES", "EVAL_SOURCES", "BUNDLED_DATA_DIR", "BUNDLED_CALIB",
+    "BUNDLED_EVAL", "BUNDLED_SOURCES", "default_calibration_source", "default_eval_source",
+    "source_label", "DataUnavailableError", "resolve_data_dir",
     "read_text_file", "load_wikitext2_text", "load_c4_documents", "tokenize_text",
     "sample_calibration_windows", "sample_document_windows", "get_calibration_ids",
     "get_eval_ids", "list_text_files",
@@ -30,8 +40,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DATA_ENV = "WANDA_VIZ_DATA"
-CALIB_SOURCES = ("wikitext2", "wikitext2-valid", "c4")  # plus any text file path
-EVAL_SOURCES = ("wikitext2", "wikitext2-valid")          # "wikitext2" = the test split
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent.parent / "assets" / "data"
+BUNDLED_CALIB = "bundled-wikitext2-valid"
+BUNDLED_EVAL = "bundled-wikitext2-test"
+# name -> (file in assets/data, caption label)
+BUNDLED_SOURCES = {
+    BUNDLED_CALIB: ("wikitext-2-raw-valid-slice.txt",
+                    "WikiText-2 raw validation, bundled slice (first 40 articles)"),
+    BUNDLED_EVAL: ("wikitext-2-raw-test-slice.txt",
+                   "WikiText-2 raw test, bundled slice (first 34 articles)"),
+}
+CALIB_SOURCES = ("wikitext2", "wikitext2-valid", "c4", BUNDLED_CALIB, BUNDLED_EVAL)  # + files
+EVAL_SOURCES = ("wikitext2", "wikitext2-valid", BUNDLED_EVAL, BUNDLED_CALIB)  # wikitext2 = test
+_LABELS = {"wikitext2": "WikiText-2 raw test", "wikitext2-valid": "WikiText-2 raw validation"}
 _WIKITEXT_FILES = {"test": "wiki.test.raw", "validation": "wiki.valid.raw", "train": "wiki.train.raw"}
 _C4_SHARD = "en/c4-train.00000-of-01024.json.gz"  # the reference's calibration shard
 
@@ -90,10 +111,56 @@ def list_text_files(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".txt", ".raw") and p.is_file())
 
 
-def _hub_error(what: str, err: Exception) -> DataUnavailableError:
+def _hub_error(what: str, err: Exception | None = None) -> DataUnavailableError:
+    reason = f" ({type(err).__name__})" if err is not None else ""
     return DataUnavailableError(
         f"{what} is not in the data folder (set {DATA_ENV} or pass a data folder) and the "
-        f"datasets hub is unreachable ({type(err).__name__}); paste or upload text instead")
+        f"datasets hub is unreachable{reason}; choose the bundled data ({BUNDLED_CALIB} for "
+        f"calibration, {BUNDLED_EVAL} for evaluation) or paste or upload text")
+
+
+def _local_wikitext(split: str, data_dir) -> Path | None:
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        return None
+    for sub in ("wikitext-2-raw", "."):
+        local = root / sub / _WIKITEXT_FILES[split]
+        if local.is_file():
+            return local
+    return None
+
+
+def default_calibration_source(data_dir: str | os.PathLike | None = None) -> str:
+    """WikiText-2 raw train (the reference) when the data folder or the hub has it, else the
+    data folder's validation split, else the bundled validation slice (offline, no data)."""
+    if _local_wikitext("train", data_dir) is not None:
+        return "wikitext2"
+    if _local_wikitext("validation", data_dir) is not None:
+        return "wikitext2-valid"
+    return "wikitext2" if hub_reachable() else BUNDLED_CALIB
+
+
+def default_eval_source(data_dir: str | os.PathLike | None = None) -> str:
+    """WikiText-2 raw test (reference) from the data folder or the hub, else the bundled slice."""
+    if _local_wikitext("test", data_dir) is not None or hub_reachable():
+        return "wikitext2"
+    return BUNDLED_EVAL
+
+
+def source_label(source: str) -> str:
+    """Caption text for a named source (a file path is shown by its name)."""
+    if source in BUNDLED_SOURCES:
+        return BUNDLED_SOURCES[source][1]
+    if source == "c4":
+        return "C4 (en, train shard 00000-of-01024)"
+    return _LABELS.get(source, Path(str(source)).name)
+
+
+def load_bundled_text(name: str) -> str:
+    """The text of a bundled source (``BUNDLED_CALIB`` or ``BUNDLED_EVAL``)."""
+    if name not in BUNDLED_SOURCES:
+        raise ValueError(f"bundled sources are {', '.join(BUNDLED_SOURCES)}; got {name!r}")
+    return read_text_file(BUNDLED_DATA_DIR / BUNDLED_SOURCES[name][0])
 
 
 def load_wikitext2_text(split: str = "test", data_dir: str | os.PathLike | None = None) -> str:
@@ -103,12 +170,11 @@ def load_wikitext2_text(split: str = "test", data_dir: str | os.PathLike | None 
     """
     if split not in _WIKITEXT_FILES:
         raise ValueError(f"split must be one of {', '.join(_WIKITEXT_FILES)}, got {split!r}")
-    root = resolve_data_dir(data_dir)
-    if root is not None:
-        for sub in ("wikitext-2-raw", "."):
-            local = root / sub / _WIKITEXT_FILES[split]
-            if local.is_file():
-                return read_text_file(local)
+    local = _local_wikitext(split, data_dir)
+    if local is not None:
+        return read_text_file(local)
+    if not hub_reachable():  # answer in ~2 s once, not after the hub client's retries
+        raise _hub_error(f"WikiText-2 raw {split}")
     try:
         from datasets import load_dataset
         rows = load_dataset("wikitext", "wikitext-2-raw-v1", split=split)["text"]
@@ -119,6 +185,8 @@ def load_wikitext2_text(split: str = "test", data_dir: str | os.PathLike | None 
 
 def load_c4_documents(n_docs: int | None = None) -> list[str]:
     """Documents of C4 (en, train shard 00000-of-01024) from the hub: the reference source."""
+    if not hub_reachable():
+        raise _hub_error("C4")
     try:
         from datasets import load_dataset
         docs = load_dataset("allenai/c4", data_files={"train": _C4_SHARD}, split="train")
@@ -177,6 +245,8 @@ def _calibration_text(source: str, data_dir) -> str:
         return load_wikitext2_text("train", data_dir)
     if source == "wikitext2-valid":
         return load_wikitext2_text("validation", data_dir)
+    if source in BUNDLED_SOURCES:
+        return load_bundled_text(source)
     path = Path(source).expanduser()
     if not path.is_absolute() and not path.exists():
         root = resolve_data_dir(data_dir)
@@ -191,8 +261,9 @@ def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | Non
     """Calibration windows from a named dataset, a text file, or text passed in.
 
     Args:
-        source: "wikitext2" (raw train, the reference's choice), "wikitext2-valid", "c4", or a
-            text file path (absolute, or relative to the data folder). Exclusive with ``text``.
+        source: "wikitext2" (raw train, the reference's choice), "wikitext2-valid", "c4",
+            ``BUNDLED_CALIB`` (offline, no data folder needed), or a text file path
+            (absolute, or relative to the data folder). Exclusive with ``text``.
         text: raw text to sample from (pasted or uploaded by the user).
         text_label: how captions name ``text`` (default "pasted text (<n> characters)").
     Returns:
@@ -217,17 +288,17 @@ def _pasted_label(text: str) -> str:
 def get_eval_ids(tokenizer, *, source: str | None = "wikitext2", text: str | None = None,
                  data_dir: str | os.PathLike | None = None,
                  text_label: str | None = None) -> tuple[torch.Tensor, str]:
-    """The evaluation text as (1, n_tokens) ids, and its label.
+    """The evaluation text as (1, n_tokens) ids, and its label (names the source used).
 
-    ``source``: "wikitext2" (raw test, the reference protocol), "wikitext2-valid" or a file path.
+    ``source``: "wikitext2" (raw test, the reference protocol), "wikitext2-valid",
+    ``BUNDLED_EVAL`` (a prefix of the raw test split, shipped with the package) or a file path.
     """
     if text is not None:
         return tokenize_text(tokenizer, text), text_label or _pasted_label(text)
     if source is None:
         raise ValueError("give an evaluation source (dataset name or file) or text")
     if source == "wikitext2":
-        return tokenize_text(tokenizer, load_wikitext2_text("test", data_dir)), "WikiText-2 raw test"
-    if source == "wikitext2-valid":
-        raw = load_wikitext2_text("validation", data_dir)
-        return tokenize_text(tokenizer, raw), "WikiText-2 raw validation"
-    return tokenize_text(tokenizer, _calibration_text(str(source), data_dir)), Path(str(source)).name
+        raw = load_wikitext2_text("test", data_dir)
+    else:
+        raw = _calibration_text(str(source), data_dir)
+    return tokenize_text(tokenizer, raw), source_label(str(source))

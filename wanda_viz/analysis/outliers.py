@@ -1,16 +1,20 @@
 """Emergent large-magnitude features: LLM.int8 outlier features and massive activations.
 
 One dense calibration pass (``calibrate_blocks``, no pruning) records, per decoder block, the
-per-channel magnitude of the residual stream (the block outputs) and, per prunable layer, the
-Wanda statistic ``sqrt(input_sq_norm)`` per input channel. Definitions follow
-docs PROTOCOLS.md:
+per-channel magnitude of the residual stream (the block outputs), the per-channel magnitude of
+the hidden states that enter the linear layers (``linear_inputs``), and, per prunable layer, the
+Wanda statistic ``sqrt(input_sq_norm)`` per input channel. Definitions follow docs/PROTOCOLS.md:
 
 * LLM.int8 outlier feature (Dettmers et al., arXiv 2208.07339, section 3.4): a hidden dimension
-  with magnitude >= 6.0 in at least 25% of the layers and at least 6% of the sequence positions.
-  Here a channel "counts" in a layer when |h| >= 6.0 on >= 6% of that layer's positions.
+  with magnitude >= 6.0 in at least 25% of the layers and at least 6% of the sequence positions,
+  measured on the X of ``X W``: the inputs of the attention projections and of the FFN's first
+  layer (after the block's normalisation), NOT on the residual stream, whose magnitudes grow
+  with depth in pre-norm models until every channel passes 6.0. Each such input is a "site"
+  (LLaMA: two per block); a channel counts in a layer (decoder block) when |x| >= 6.0 on >= 6% of
+  the positions of at least one of the block's sites.
 * Massive activation (Sun et al., arXiv 2402.17762, section 2): a single activation with
-  ``|h| > 100`` and ``|h| > 1000 x median(|h|)`` of its layer's hidden state; the paper plots per
-  layer the top-1/2/3 magnitudes against the median.
+  ``|h| > 100`` and ``|h| > 1000 x median(|h|)`` of its layer's hidden state, on the residual
+  stream (block outputs); the paper plots per layer the top-1/2/3 magnitudes against the median.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from torch import nn
 
 from ..captions import calibration_caption
 from ..pruning import calibrate_blocks
+from .linear_inputs import record_linear_inputs
 
 __all__ = [
     "OUTLIER_MAGNITUDE", "ActivationReport", "collect_activation_report", "layer_magnitude_table",
@@ -50,7 +55,13 @@ class ActivationReport:
             the window where it is largest): columns layer, block_index, rank, sample,
             position, channel, value (signed), abs, token_id, token.
         input_norms: per prunable layer, (in_features,) ``sqrt(input_sq_norm)`` (Wanda).
-        threshold: the magnitude used for ``channel_share`` (6.0 for LLM.int8).
+        site_names: the normalisation outputs that feed linear layers (LLM.int8's X),
+            e.g. "model.layers.3.input_layernorm" (n_sites).
+        site_blocks: per site, the index of its decoder block.
+        site_readers: per site, the linear layers reading it (q/k/v_proj, gate/up_proj ...).
+        site_channel_max: (n_sites, hidden_size) max |x| per channel of each linear input.
+        site_channel_share: (n_sites, hidden_size) share of positions with |x| >= threshold.
+        threshold: the magnitude used for the shares (6.0 for LLM.int8).
         n_positions: tokens seen per layer (n_samples * seq_len).
     """
 
@@ -60,6 +71,11 @@ class ActivationReport:
     median_abs: torch.Tensor
     top: pd.DataFrame
     input_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    site_names: list[str] = field(default_factory=list)
+    site_blocks: list[int] = field(default_factory=list)
+    site_readers: list[list[str]] = field(default_factory=list)
+    site_channel_max: torch.Tensor | None = None
+    site_channel_share: torch.Tensor | None = None
     threshold: float = OUTLIER_MAGNITUDE
     n_positions: int = 0
     calibration: dict | None = None
@@ -76,8 +92,9 @@ class ActivationReport:
     def protocol(self) -> str:
         """Caption text: what data and thresholds produced the report."""
         return (f"dense model, {calibration_caption(self.calibration)}; "
-                f"residual stream = decoder block outputs; share = positions with |h| >= "
-                f"{self.threshold:g}")
+                f"massive activations on the residual stream (decoder block outputs); LLM.int8 "
+                f"features on the inputs of the linear layers (after each normalisation), "
+                f"counted per decoder block; share = positions with |x| >= {self.threshold:g}")
 
 
 def _block_stats(outputs: torch.Tensor, threshold: float, top_k: int,
@@ -160,22 +177,30 @@ def collect_activation_report(model: nn.Module, calib_ids: torch.Tensor, *, toke
                          f"{top_k}, threshold={threshold}")
     names, maxima, shares, medians, top_rows, input_norms = [], [], [], [], [], {}
     n, seq_len = calib_ids.shape
-    for step in calibrate_blocks(model, calib_ids, batch_size=batch_size, offload=offload,
-                                 exec_device=exec_device, desc="activations"):
-        stats = _block_stats(step.outputs, threshold, top_k)
-        names.append(step.name)
-        maxima.append(stats["channel_max"])
-        shares.append(stats["share"])
-        medians.append(stats["median"])
-        top_rows += _top_records(step, stats, calib_ids, tokenizer)
-        for name, layer_stats in step.stats.items():
-            input_norms[name] = layer_stats.input_sq_norm.sqrt().cpu()
+    with record_linear_inputs(model, threshold) as sites:
+        for step in calibrate_blocks(model, calib_ids, batch_size=batch_size, offload=offload,
+                                     exec_device=exec_device, desc="activations"):
+            stats = _block_stats(step.outputs, threshold, top_k)
+            names.append(step.name)
+            maxima.append(stats["channel_max"])
+            shares.append(stats["share"])
+            medians.append(stats["median"])
+            top_rows += _top_records(step, stats, calib_ids, tokenizer)
+            for name, layer_stats in step.stats.items():
+                input_norms[name] = layer_stats.input_sq_norm.sqrt().cpu()
+    hidden = maxima[0].numel()
+    sites = [site for site in sites if site.channel_max.numel() == hidden]
     columns = ["layer", "block_index", "rank", "sample", "position", "channel", "value", "abs",
                "token_id", "token"]
     return ActivationReport(
         block_names=names, channel_max=torch.stack(maxima), channel_share=torch.stack(shares),
         median_abs=torch.stack(medians), top=pd.DataFrame(top_rows, columns=columns),
-        input_norms=input_norms, threshold=threshold, n_positions=n * seq_len,
+        input_norms=input_norms, site_names=[s.name for s in sites],
+        site_blocks=[s.block_index for s in sites],
+        site_readers=[s.readers for s in sites],
+        site_channel_max=torch.stack([s.channel_max for s in sites]) if sites else None,
+        site_channel_share=torch.stack([s.share for s in sites]) if sites else None,
+        threshold=threshold, n_positions=n * seq_len,
         calibration=calibration, model_name=model_name)
 
 
@@ -200,11 +225,13 @@ def layer_magnitude_table(report: ActivationReport) -> pd.DataFrame:
 def find_outlier_features(report: ActivationReport, *, magnitude: float | None = None,
                           min_layer_share: float = 0.25,
                           min_position_share: float = 0.06) -> pd.DataFrame:
-    """LLM.int8 outlier features: channels with |h| >= magnitude in enough layers and positions.
+    """LLM.int8 outlier features: channels with |x| >= magnitude in enough layers and positions.
 
-    A channel counts in a layer when at least ``min_position_share`` of that layer's positions have
-    |h| >= ``magnitude``; it is an outlier feature when it counts in at least ``min_layer_share``
-    of the layers.
+    Measured on the hidden states entering the linear layers (``report.site_*``: attention and
+    FFN inputs after normalisation), as Dettmers et al. do. A channel counts in a layer (decoder
+    block) when at least ``min_position_share`` of the positions of one of the block's sites have
+    |x| >= ``magnitude``; it is an outlier feature when it counts in at least
+    ``min_layer_share`` of the layers.
 
     Args:
         report: from ``collect_activation_report``.
@@ -212,24 +239,32 @@ def find_outlier_features(report: ActivationReport, *, magnitude: float | None =
             None = the report's.
     Returns:
         DataFrame sorted by max magnitude: channel, n_layers, layer_share, layers (list of block
-        names), max_abs, mean_position_share (over the layers where it counts).
+        names), sites (the linear inputs where it counts), max_abs, mean_position_share (over
+        those sites). Empty when no normalisation output feeds a linear layer (no sites).
     """
     if magnitude is not None and abs(magnitude - report.threshold) > 1e-12:
         raise ValueError(f"the report recorded shares for |h| >= {report.threshold:g}; collect it "
                          f"again with threshold={magnitude:g}")
-    counts = report.channel_share >= min_position_share  # (n_layers, d)
-    n_layers_hit = counts.sum(dim=0)
-    needed = min_layer_share * report.n_layers
+    columns = ["channel", "n_layers", "layer_share", "layers", "sites", "max_abs",
+               "mean_position_share"]
+    if report.site_channel_share is None:
+        return pd.DataFrame([], columns=columns)
+    counts = report.site_channel_share >= min_position_share  # (n_sites, d)
+    in_block = torch.zeros(report.n_layers, counts.shape[1], dtype=torch.bool)  # (n_layers, d)
+    for site, block in enumerate(report.site_blocks):  # any site of the block counts
+        in_block[block] |= counts[site]
+    n_layers_hit = in_block.sum(dim=0)
     rows = []
-    for channel in torch.nonzero(n_layers_hit >= max(needed, 1)).flatten().tolist():
-        hit = counts[:, channel]
+    for channel in torch.nonzero(n_layers_hit >= max(min_layer_share * report.n_layers, 1)
+                                 ).flatten().tolist():
+        hit, blocks = counts[:, channel], in_block[:, channel]
         rows.append({
-            "channel": channel, "n_layers": int(hit.sum()),
-            "layer_share": float(hit.float().mean()),
-            "layers": [name for name, h in zip(report.block_names, hit.tolist()) if h],
-            "max_abs": float(report.channel_max[:, channel].max()),
-            "mean_position_share": float(report.channel_share[hit, channel].mean())})
-    columns = ["channel", "n_layers", "layer_share", "layers", "max_abs", "mean_position_share"]
+            "channel": channel, "n_layers": int(blocks.sum()),
+            "layer_share": float(blocks.float().mean()),
+            "layers": [name for name, h in zip(report.block_names, blocks.tolist()) if h],
+            "sites": [name for name, h in zip(report.site_names, hit.tolist()) if h],
+            "max_abs": float(report.site_channel_max[:, channel].max()),
+            "mean_position_share": float(report.site_channel_share[hit, channel].mean())})
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("max_abs", ascending=False, ignore_index=True)
 

@@ -1,6 +1,6 @@
 """Score distributions of one layer: |W|, Wanda and SparseGPT saliency, thresholds and agreement.
 
-Scores (docs PROTOCOLS.md): magnitude ``|W_ij|``; Wanda ``|W_ij| * ||X_j||_2`` (arXiv 2306.11695,
+Scores (docs/PROTOCOLS.md): magnitude ``|W_ij|``; Wanda ``|W_ij| * ||X_j||_2`` (arXiv 2306.11695,
 eq. 1); SparseGPT ``W_ij^2 / [H^-1]_jj^2`` (arXiv 2301.00774, section 3.4) with
 ``H = 2 X X^T / n`` + 1% damping, computed on the dense weight (the kernel recomputes it per
 128-column block on updated weights, so this is the first block's view).

@@ -1,7 +1,7 @@
 """Sweeps: methods x sparsities x structures with the dense baseline, cached on disk per point.
 
 Each point prunes the dense model in place (``prune_model``), evaluates perplexity by the reference
-protocol (docs PROTOCOLS.md) and restores the dense weights from one ``WeightBackup``. The
+protocol (docs/PROTOCOLS.md) and restores the dense weights from one ``WeightBackup``. The
 calibration windows, evaluation ids and the loaded model are shared by all points.
 NOTE: per-method calibration statistics cannot be shared across sparsities: the sequential
 protocol (Wanda/SparseGPT reference code) computes the statistics of block i on the outputs of
@@ -33,6 +33,8 @@ from ..captions import calibration_caption
 from ..config import PruneConfig, parse_structure
 from ..evaluate import count_eval_windows, eval_protocol, perplexity
 from ..models import WeightBackup, resolve_seq_len
+from ..gguf import file_sha256 as gguf_sha256
+from ..gguf import resolve_gguf
 from ..pruning import prune_model
 from ..pruning.registry import METHOD_NAMES, get_method
 
@@ -114,6 +116,13 @@ def _cached_hub_commit(name: str, revision: str | None) -> str | None:
     return Path(path).name
 
 
+def _gguf_path(name: str | None) -> Path | None:
+    try:
+        return resolve_gguf(name) if name is not None else None
+    except FileNotFoundError:
+        return None
+
+
 def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
                       revision: str | None = None, model: nn.Module | None = None,
                       cache_dir: str | os.PathLike | None = None) -> dict:
@@ -127,6 +136,9 @@ def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
         {"model": display name, "fingerprint": string that changes iff the weights may change}.
     """
     name = str(name_or_path) if name_or_path is not None else None
+    gguf = _gguf_path(name)
+    if gguf is not None:  # GGUF (e.g. "smollm2-135m"): the quantized file fixes the weights
+        return {"model": name, "fingerprint": f"gguf:{gguf_sha256(gguf)}"}
     folder = Path(name).expanduser() if name is not None else None
     if folder is not None and folder.is_dir():
         files = sorted(p for p in folder.iterdir()

@@ -10,7 +10,8 @@ import argparse
 import torch
 
 from ..config import CalibConfig, EvalConfig
-from ..data import CALIB_SOURCES, EVAL_SOURCES, get_calibration_ids, get_eval_ids
+from ..data import (CALIB_SOURCES, EVAL_SOURCES, default_calibration_source, default_eval_source,
+                    get_calibration_ids, get_eval_ids)
 from ..evaluate import evaluate
 from ..models import load_model, resolve_seq_len
 
@@ -22,7 +23,11 @@ __all__ = ["add_model_args", "add_calib_args", "add_eval_args", "load_model_from
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None,
-                       help="Hugging Face id or local folder (default: the embedded demo model)")
+                       help="Hugging Face id, local folder, .gguf file, or smollm2-135m (the real "
+                       "SmolLM2-135M-Instruct GGUF, loaded dequantized; default: the embedded "
+                       "demo model)")
+    group.add_argument("--gguf-file", default=None,
+                       help="GGUF file name inside the --model folder or hub repo")
     group.add_argument("--revision", default=None, help="hub branch, tag or commit")
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
     group.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), "
@@ -37,9 +42,11 @@ def add_calib_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("calibration (reference sampler)")
     source = group.add_mutually_exclusive_group()
     source.add_argument("--calib-file", default=None, help="text file to sample windows from")
-    source.add_argument("--calib-dataset", default="wikitext2", choices=list(CALIB_SOURCES),
+    source.add_argument("--calib-dataset", default=None, choices=list(CALIB_SOURCES),
                         help="wikitext2 = raw train split (reference); from the data folder, "
-                        "else the datasets hub (default: %(default)s)")
+                        "else the datasets hub; bundled-* ship with wanda-viz (default: wikitext2 "
+                        "if the data folder or hub has it, else the folder's validation split, "
+                        "else bundled-wikitext2-valid)")
     group.add_argument("--n-samples", type=int, default=128, help="calibration windows (128)")
     group.add_argument("--seq-len", type=int, default=None,
                        help="tokens per window (default: min(model context, 2048))")
@@ -52,8 +59,9 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation (reference perplexity protocol)")
     source = group.add_mutually_exclusive_group()
     source.add_argument("--eval-file", default=None, help="text file for perplexity")
-    source.add_argument("--eval-dataset", default="wikitext2", choices=[*EVAL_SOURCES, "none"],
-                        help="wikitext2 = raw test split; none = skip perplexity")
+    source.add_argument("--eval-dataset", default=None, choices=[*EVAL_SOURCES, "none"],
+                        help="wikitext2 = raw test split; none = skip perplexity (default: "
+                        "wikitext2 if the data folder or hub has it, else bundled-wikitext2-test)")
     group.add_argument("--max-eval-windows", type=int, default=None,
                        help="evaluate only the first N windows (quick look)")
 
@@ -65,17 +73,21 @@ def csv_list(text: str) -> list[str]:
 def load_model_from_args(args):
     """(model, tokenizer) from the model argument group."""
     return load_model(args.model, device=args.device, dtype=args.dtype,
-                      trust_remote_code=args.trust_remote_code, revision=args.revision)
+                      trust_remote_code=args.trust_remote_code, revision=args.revision,
+                      gguf_file=args.gguf_file)
 
 
 def calib_config(args) -> CalibConfig:
-    return CalibConfig(source=args.calib_file or args.calib_dataset, n_samples=args.n_samples,
+    """The calibration arguments; no source given = ``data.default_calibration_source``."""
+    source = args.calib_file or args.calib_dataset or default_calibration_source(args.data_dir)
+    return CalibConfig(source=source, n_samples=args.n_samples,
                        seq_len=args.seq_len, seed=args.seed, data_dir=args.data_dir)
 
 
 def eval_config(args) -> EvalConfig:
     """The evaluation arguments; ``source`` None for ``--eval-dataset none``."""
-    source = args.eval_file or (None if args.eval_dataset == "none" else args.eval_dataset)
+    source = args.eval_file or (None if args.eval_dataset == "none" else
+                                args.eval_dataset or default_eval_source(args.data_dir))
     return EvalConfig(source=source, max_windows=args.max_eval_windows, data_dir=args.data_dir)
 
 

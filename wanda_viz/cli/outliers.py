@@ -60,9 +60,9 @@ def run(args) -> int:
                                        model_name=args.model)
     tables = _outlier_tables(args, report)
     titles = {"layers": "Per-layer |h|: top-1/2/3 and median (Massive Activations)",
-              "features": f"LLM.int8 outlier features (|h| >= {args.magnitude:g} in >= "
-                          f"{args.min_layer_share:.0%} of layers and >= "
-                          f"{args.min_position_share:.0%} of positions)",
+              "features": f"LLM.int8 outlier features on the linear layers' inputs (|x| >= "
+                          f"{args.magnitude:g} on >= {args.min_position_share:.0%} of positions, "
+                          f"in >= {args.min_layer_share:.0%} of layers)",
               "massive": f"Massive activations (|h| > {args.massive_abs:g} and > "
                          f"{args.massive_ratio:g} x layer median)"}
     for key, table in tables.items():

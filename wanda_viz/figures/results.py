@@ -1,6 +1,6 @@
 """Figures of pruning outcomes: perplexity vs sparsity, per-layer sparsity, generation probabilities.
 
-Perplexity follows the reference protocol (Wanda lib/eval.py; docs PROTOCOLS.md); N:M points
+Perplexity follows the reference protocol (Wanda lib/eval.py; docs/PROTOCOLS.md); N:M points
 (2:4, 4:8; SparseGPT/Wanda papers) are drawn as markers at their sparsity N/M.
 """
 from __future__ import annotations

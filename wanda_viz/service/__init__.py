@@ -14,10 +14,13 @@ from .cache import MODELS, CachedModel, ModelCache, check_model_allowed, resolve
 from .errors import OOM_MESSAGE, user_message
 from .jobs import (ablation_job, generate_job, outliers_job, prune_job, scores_job, sweep_job,
                    why_job)
-from .limits import EMBEDDED, HUB_MODELS, PRESETS, Limits, get_limits
+from .limits import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, EMBEDDED, HUB_MODELS,
+                     PRESETS, REAL_MODEL, Limits, default_model_choice, get_limits, model_choices)
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["MODELS", "CachedModel", "ModelCache", "check_model_allowed", "resolve_model_source",
            "OOM_MESSAGE", "user_message", "ablation_job", "generate_job", "outliers_job",
-           "prune_job", "scores_job", "sweep_job", "why_job", "EMBEDDED", "HUB_MODELS", "PRESETS",
-           "Limits", "get_limits", "ModelSpec", "RunRecord", "Session"]
+           "prune_job", "scores_job", "sweep_job", "why_job", "DEFAULT_EVAL_WINDOWS",
+           "DEFAULT_SAMPLES", "DEFAULT_SEQ_LEN", "EMBEDDED", "HUB_MODELS", "PRESETS", "REAL_MODEL",
+           "Limits", "default_model_choice", "get_limits", "model_choices", "ModelSpec",
+           "RunRecord", "Session"]

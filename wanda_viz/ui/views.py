@@ -1,6 +1,6 @@
 """Text and table views of a session's results (pure: Session -> Markdown / DataFrame / lists).
 
-Every number leaves here with its protocol next to it (docs PROTOCOLS.md): the calibration windows,
+Every number leaves here with its protocol next to it (docs/PROTOCOLS.md): the calibration windows,
 the perplexity protocol, and the pruning time measured as the Wanda paper does (scores, masks and
 weight updates only, calibration forward passes reported apart).
 """
@@ -83,6 +83,7 @@ def outlier_tables(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     report = session.report
     features = find_outlier_features(report)
     features["layers"] = features["layers"].map(", ".join)  # lists do not fit a table cell
+    features["sites"] = features["sites"].map(", ".join)
     return (layer_magnitude_table(report).round(4), features.round(4),
             find_massive_activations(report).round(4))
 

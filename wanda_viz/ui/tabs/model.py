@@ -8,9 +8,9 @@ import gradio as gr
 
 from ... import figures
 from ...config import PruneConfig
-from ...data import EVAL_SOURCES
 from ...pruning.registry import GROUPS, METHOD_NAMES, STRUCTURES
-from ...service import EMBEDDED, HUB_MODELS, PRESETS, Limits, Session, jobs
+from ...service import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, PRESETS,
+                        REAL_MODEL, Limits, Session, default_model_choice, jobs, model_choices)
 from .. import fields, inputs, texts, views
 from ..wiring import GPU, Context, listen, pick, readable
 
@@ -30,18 +30,21 @@ def _data_inputs(c: dict, limits: Limits) -> None:
     c["calib_file"] = gr.File(label="Calibration .txt upload", file_types=[".txt"],
                               type="filepath", height=90)
     with gr.Row():
-        c["n_samples"] = fields.Slider(1, limits.max_samples, value=min(32, limits.max_samples),
-                                       step=1, label="n_samples (windows)", integer=True)
-        c["seq_len"] = fields.Slider(16, limits.max_seq_len, step=16, value=min(256, limits.max_seq_len),
-                                     label="seq_len (tokens)", integer=True)
+        c["n_samples"] = fields.Slider(1, limits.max_samples, step=1, integer=True,
+                                       value=min(DEFAULT_SAMPLES, limits.max_samples),
+                                       label="n_samples (windows)")
+        c["seq_len"] = fields.Slider(16, limits.max_seq_len, step=16, integer=True,
+                                     value=min(DEFAULT_SEQ_LEN, limits.max_seq_len),
+                                     label="seq_len (tokens)")
         c["seed"] = fields.Number(0, precision=0, minimum=0, label="seed", integer=True)
     with gr.Row():
-        c["eval_source"] = gr.Dropdown([*EVAL_SOURCES, "none"], value="wikitext2",
+        c["eval_source"] = gr.Dropdown(inputs.eval_choices(), value=inputs.default_eval(),
                                        label="Perplexity text",
-                                       info="wikitext2 = raw test split (reference)")
+                                       info="wikitext2 = raw test split (reference); "
+                                       "bundled-* ship with the app (offline)")
         c["eval_windows"] = fields.Slider(1, limits.max_eval_windows, step=1, integer=True,
-                                      value=min(8, limits.max_eval_windows),
-                                      label="evaluation windows (seq_len each)")
+                                          value=min(DEFAULT_EVAL_WINDOWS, limits.max_eval_windows),
+                                          label="evaluation windows (seq_len each)")
 
 
 def _method_inputs(c: dict) -> None:
@@ -64,9 +67,11 @@ def build(limits: Limits) -> dict:
     with gr.Row():
         with gr.Column():
             c["model_choice"] = gr.Dropdown(
-                [EMBEDDED, *HUB_MODELS], value=EMBEDDED, allow_custom_value=True, label="Model",
-                info="embedded demo model, a hub id (loaded on request)"
-                + (" or a local folder" if limits.allow_local else ""))
+                model_choices(), value=default_model_choice(), allow_custom_value=True,
+                label="Model", info=f"{REAL_MODEL}: SmolLM2-135M-Instruct from its Q4_1 GGUF, "
+                "dequantized (4-bit grid: magnitude scores tie); embedded demo model: instant; "
+                "or a hub id (loaded on request)"
+                + (", a local folder or .gguf file" if limits.allow_local else ""))
             with gr.Row():
                 c["device"] = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device")
                 c["dtype"] = gr.Dropdown(["auto", "float32", "bfloat16", "float16"], value="auto",
