@@ -164,3 +164,52 @@ def test_magnitude_without_calibration_data(tiny_model_dir, texts, capsys, monke
                  "magnitude", "--eval-file", str(evaluation), "--seq-len", "16"])
     assert code == 0
     assert "magnitude 50%: achieved sparsity 0.5000" in capsys.readouterr().out
+
+
+# -- issue 11: fail before the work, never lose the work ----------------------------------------
+
+def _refuse_to_load(monkeypatch):
+    import wanda_viz.cli.common as common
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+    monkeypatch.setattr(common, "load_model", load)
+
+
+def test_missing_eval_data_fails_before_loading_and_saves_nothing(tiny_model_dir, texts, tmp_path,
+                                                                  monkeypatch, capsys):
+    monkeypatch.setattr(data_module, "hub_reachable", lambda: False)
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    _refuse_to_load(monkeypatch)
+    out_dir = tmp_path / "pruned"
+    code = main(["prune", "--model", str(tiny_model_dir), "--calib-file", str(texts[0]),
+                 "--eval-dataset", "wikitext2", "--save-model", str(out_dir)])
+    assert code == 2
+    assert "WikiText-2 raw test" in _error_line(capsys)
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("flag", ["--save-model", "--json"])
+def test_unwritable_output_fails_before_loading(flag, tiny_model_dir, texts, tmp_path, monkeypatch,
+                                                capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    _refuse_to_load(monkeypatch)
+    code = main(_prune_args(tiny_model_dir, texts, flag, str(blocker / "out")))
+    assert code == 2
+    line = _error_line(capsys)
+    assert "cannot write" in line and "is a file, not a folder" in line
+
+
+def test_pruned_model_is_saved_before_a_failing_evaluation(tiny_model_dir, texts, tmp_path,
+                                                           monkeypatch, capsys):
+    import wanda_viz.cli.prune as prune_cli
+
+    def broken_evaluation(*args, **kwargs):
+        raise OSError("the disk holding the evaluation text went away")
+    monkeypatch.setattr(prune_cli, "evaluate", broken_evaluation)
+    out_dir = tmp_path / "pruned"
+    assert main(_prune_args(tiny_model_dir, texts, "--save-model", str(out_dir))) == 2
+    assert "went away" in _error_line(capsys)
+    saved = AutoModelForCausalLM.from_pretrained(out_dir)
+    assert prunable_zero_count(saved) == count_prunable_params(saved) // 2

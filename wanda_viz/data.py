@@ -31,7 +31,7 @@ from .hub import hub_reachable
 __all__ = [
     "DATA_ENV", "CALIB_SOURCES", "EVAL_SOURCES", "BUNDLED_DATA_DIR", "BUNDLED_CALIB",
     "BUNDLED_EVAL", "BUNDLED_SOURCES", "default_calibration_source", "default_eval_source",
-    "source_label", "DataUnavailableError", "resolve_data_dir",
+    "source_label", "check_source", "DataUnavailableError", "resolve_data_dir",
     "read_text_file", "load_wikitext2_text", "load_c4_documents", "tokenize_text",
     "sample_calibration_windows", "sample_document_windows", "get_calibration_ids",
     "get_eval_ids", "list_text_files",
@@ -252,6 +252,26 @@ def _calibration_text(source: str, data_dir) -> str:
         root = resolve_data_dir(data_dir)
         path = root / source if root is not None and (root / source).exists() else path
     return read_text_file(path)
+
+
+def check_source(source: str, data_dir: str | os.PathLike | None = None, *,
+                 evaluation: bool = False) -> None:
+    """Fail now, before any model work, when ``source`` cannot be read.
+
+    Cheap: hub datasets are only probed (``hub_reachable``), local files are read and checked.
+    ``evaluation``: "wikitext2" means the test split (the perplexity protocol), not train.
+    Raises the same ``DataUnavailableError`` / ``ValueError`` that loading would raise later.
+    """
+    split = {"wikitext2": "test" if evaluation else "train",
+             "wikitext2-valid": "validation"}.get(source)
+    if split is not None:
+        if _local_wikitext(split, data_dir) is None and not hub_reachable():
+            raise _hub_error(f"WikiText-2 raw {split}")
+    elif source == "c4":
+        if not hub_reachable():
+            raise _hub_error("C4")
+    else:
+        _calibration_text(source, data_dir)  # bundled text or a file: local, read and checked
 
 
 def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | None = None,

@@ -33,6 +33,7 @@ from ..captions import calibration_caption
 from ..config import PruneConfig, parse_structure
 from ..evaluate import count_eval_windows, eval_protocol, perplexity
 from ..models import WeightBackup, resolve_seq_len
+from ..files import write_json_atomic
 from ..gguf import file_sha256 as gguf_sha256
 from ..gguf import resolve_gguf
 from ..pruning import prune_model
@@ -86,7 +87,7 @@ def file_sha256(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
             digest.update(chunk)
     memo[memo_key] = digest.hexdigest()
     memo_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(memo_path, memo)
+    write_json_atomic(memo_path, memo)
     return memo[memo_key]
 
 
@@ -192,12 +193,6 @@ def point_key(config: PruneConfig | None, context: dict) -> str:
                "calibration": context["calibration"] if needs_calib else None,
                "evaluation": context["evaluation"], "version": context["version"]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _compute_point(model: nn.Module, config: PruneConfig | None, calib_ids: torch.Tensor | None,
@@ -323,7 +318,7 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
                     backup.restore(point_model)  # dense again before anyone else gets it
             row = {**_point_labels(config), **shared, "key": key,
                    "calibration": shared["calibration"] if used else "-", **computed}
-            _write_json_atomic(path, {"row": row, "context": context})
+            write_json_atomic(path, {"row": row, "context": context})
             row["cached"] = False
         rows.append(row)
         if callback is not None:

@@ -40,7 +40,8 @@ from ..models import weight_matrix
 from ..pruning import get_method, magnitude_scores, topk_keep_mask, wanda_scores
 from .outliers import ActivationReport
 from .scores import collect_layer_stats
-from .sweep import _sweep_context, _write_json_atomic, default_cache_dir
+from ..files import write_json_atomic
+from .sweep import _sweep_context, default_cache_dir
 
 __all__ = [
     "TOP_SHARE", "CHANNEL_COLUMNS", "LAYER_COLUMNS", "DisagreementReport", "top_channel_count",
@@ -242,7 +243,7 @@ def cached_point(settings: dict, context: dict | None, compute: Callable[[], dic
             logger.warning("ignoring unreadable cache file %s (%s)", path, err)
     row = compute()
     cache.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(path, {"row": row, "settings": settings, "context": context})
+    write_json_atomic(path, {"row": row, "settings": settings, "context": context})
     return {**row, "cached": False}
 
 

@@ -11,12 +11,11 @@ import torch
 
 from ..config import CalibConfig, EvalConfig
 from ..data import (CALIB_SOURCES, EVAL_SOURCES, default_calibration_source, default_eval_source,
-                    get_calibration_ids, get_eval_ids)
-from ..evaluate import evaluate
+                    get_calibration_ids)
 from ..models import load_model, resolve_seq_len
 
 __all__ = ["add_model_args", "add_calib_args", "add_eval_args", "load_model_from_args",
-           "calib_config", "eval_config", "load_calibration", "evaluate_from_args",
+           "calib_config", "eval_config", "load_calibration",
            "csv_list"]
 
 
@@ -97,13 +96,3 @@ def load_calibration(args, tokenizer, model) -> tuple[torch.Tensor, dict]:
     return get_calibration_ids(tokenizer, source=calib.source, n_samples=calib.n_samples,
                                seq_len=resolve_seq_len(model, calib.seq_len), seed=calib.seed,
                                data_dir=calib.data_dir)
-
-
-def evaluate_from_args(args, model, tokenizer, seq_len: int) -> tuple[float, str] | None:
-    """(perplexity, protocol caption) by the reference protocol; None with --eval-dataset none."""
-    evaluation = eval_config(args)
-    if evaluation.source is None:
-        return None
-    eval_ids, label = get_eval_ids(tokenizer, source=evaluation.source,
-                                   data_dir=evaluation.data_dir)
-    return evaluate(model, eval_ids, label, seq_len, max_windows=evaluation.max_windows)

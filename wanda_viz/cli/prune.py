@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..config import PruneConfig
+from ..data import check_source, get_eval_ids
+from ..evaluate import evaluate
+from ..files import check_writable, write_json_atomic
 from ..models import resolve_seq_len
 from ..pruning import prune_model
 from ..pruning.registry import GROUPS, METHOD_NAMES
-from .common import (add_calib_args, add_eval_args, add_model_args, evaluate_from_args,
+from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
                      load_calibration, load_model_from_args)
 
 __all__ = ["add_arguments", "run"]
@@ -37,35 +39,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    """Prune one model; print achieved sparsity, timings and perplexity."""
+    """Prune one model; print achieved sparsity, timings and perplexity.
+
+    Everything that can be checked is checked before the model is loaded (configuration, data,
+    output paths), and the pruned model is written before it is evaluated, so a late failure
+    never throws away the pruning.
+    """
     config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
                          group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
                          batch_size=args.batch_size, offload=args.offload)
+    calib, evaluation = calib_config(args), eval_config(args)
+    if config.needs_calibration:
+        check_source(calib.source, calib.data_dir)
+    if evaluation.source is not None:
+        check_source(evaluation.source, evaluation.data_dir, evaluation=True)
+    check_writable(args.save_model, args.json)
     model, tokenizer = load_model_from_args(args)
-    seq_len = resolve_seq_len(model, args.seq_len)
+    seq_len = resolve_seq_len(model, args.seq_len)  # refuses a seq_len beyond the context
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
                              if config.needs_calibration else (None, None))
-    dense = evaluate_from_args(args, model, tokenizer, seq_len) if args.compare_dense else None
+    eval_ids = (get_eval_ids(tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)
+                if evaluation.source is not None else None)
+    dense = _evaluate(model, eval_ids, seq_len, evaluation) if args.compare_dense else None
     result = prune_model(model, calib_ids, config, calibration=calib_info, model_name=args.model)
-    evaluation = evaluate_from_args(args, model, tokenizer, seq_len)
+    _print_result(config, result)
+    if args.save_model:
+        model.save_pretrained(args.save_model)
+        tokenizer.save_pretrained(args.save_model)
+        print(f"saved pruned model to {args.save_model}")
     summary = result.summary()
+    if dense is not None:
+        print(f"dense perplexity {dense[0]:.3f}  [{dense[1]}]")
+        summary["dense_perplexity"] = dense[0]
+    pruned = _evaluate(model, eval_ids, seq_len, evaluation)
+    if pruned is not None:
+        print(f"perplexity {pruned[0]:.3f}  [{pruned[1]}]")
+        summary.update(perplexity=pruned[0], eval_protocol=pruned[1])
+    if args.json:
+        write_json_atomic(args.json, summary)
+    return 0
+
+
+def _evaluate(model, eval_ids, seq_len: int, evaluation) -> tuple[float, str] | None:
+    if eval_ids is None:
+        return None
+    ids, label = eval_ids
+    return evaluate(model, ids, label, seq_len, max_windows=evaluation.max_windows)
+
+
+def _print_result(config: PruneConfig, result) -> None:
     timings = result.timings
     print(f"{config.label()}: achieved sparsity {result.overall_sparsity:.4f} "
           f"(target {config.sparsity:.4f}, {len(result.layer_sparsity)} layers)")
     print(f"time: score/mask/update {timings.get('prune_s', 0):.2f}s, calibration forward "
           f"{timings.get('forward_s', 0) + timings.get('capture_s', 0):.2f}s, "
           f"total {timings.get('total_s', 0):.2f}s")
-    if dense is not None:
-        print(f"dense perplexity {dense[0]:.3f}  [{dense[1]}]")
-        summary["dense_perplexity"] = dense[0]
-    if evaluation is not None:
-        print(f"perplexity {evaluation[0]:.3f}  [{evaluation[1]}]")
-        summary.update(perplexity=evaluation[0], eval_protocol=evaluation[1])
-    if args.save_model:
-        model.save_pretrained(args.save_model)
-        tokenizer.save_pretrained(args.save_model)
-        print(f"saved pruned model to {args.save_model}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-    return 0
