@@ -7,7 +7,7 @@ import gradio as gr
 import pytest
 
 from app_server import free_port
-from wanda_viz.ui.fields import Number, Slider, check_number
+from wanda_viz.ui.fields import IntNumber, IntSlider, Slider, check_number
 
 
 @pytest.mark.parametrize("value, expected", [(1, 1), (32, 32), (8.0, 8)])
@@ -33,9 +33,15 @@ def test_fractions_allowed_where_the_field_is_not_whole():
 
 def test_components_keep_the_gradio_front_end_and_raise_gr_error():
     with gr.Blocks():
-        slider = Slider(1, 32, value=8, step=1, label="n_samples", integer=True)
-        number = Number(0, label="seed", minimum=0, integer=True)
+        slider = IntSlider(1, 32, value=8, step=1, label="n_samples")
+        number = IntNumber(0, label="seed", minimum=0)
+        plain = Slider(0.0, 0.95, value=0.5, label="Sparsity")
     assert slider.get_block_name() == "slider" and number.get_block_name() == "number"
+    # the front end gets Gradio's own props (label, range, value), as for gr.Slider
+    config = slider.get_config()
+    assert (config["label"], config["minimum"], config["maximum"], config["value"]) == \
+        ("n_samples", 1, 32, 8)
+    assert plain.get_config()["label"] == "Sparsity" and plain.api_info()["type"] == "number"
     assert slider.api_info()["type"] == "integer"
     assert slider.preprocess(8) == 8
     with pytest.raises(gr.Error, match="n_samples must be a whole number between 1 and 32"):
@@ -47,7 +53,7 @@ def test_components_keep_the_gradio_front_end_and_raise_gr_error():
 def test_api_errors_reach_the_client_with_the_field_name():
     from gradio_client import Client
     with gr.Blocks() as demo:
-        windows = Slider(1, 32, value=8, step=1, label="n_samples", integer=True)
+        windows = IntSlider(1, 32, value=8, step=1, label="n_samples")
         out = gr.Number()
         gr.Button().click(lambda n: n * 2, windows, out, api_name="double")
     port = free_port()

@@ -2,7 +2,8 @@
 
 Gradio's own range check says "Value 1.5 is greater than maximum value 0.95." without the field,
 lets ``null`` or a string through the API as an empty error, and silently rounds 8.7 windows to 9.
-``Slider`` and ``Number`` here are drop-in components (same front end) that check the value first:
+``Slider``, ``IntSlider``, ``Number`` and ``IntNumber`` here are drop-in components (same front
+end) that check the value first:
 a number of the right kind inside the range, or ``gr.Error("n_samples must be ...")``.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from numbers import Real
 
 import gradio as gr
 
-__all__ = ["check_number", "Slider", "Number"]
+__all__ = ["check_number", "Slider", "IntSlider", "Number", "IntNumber"]
 
 
 def check_number(value, field: str, low: float | None, high: float | None, *,
@@ -36,16 +37,18 @@ def check_number(value, field: str, low: float | None, high: float | None, *,
 
 
 class _Checked:
-    """Mixin: preprocess = check_number with the component's label and range."""
+    """Mixin: preprocess = check_number with the component's label and range.
+
+    No ``__init__`` here: Gradio builds the front-end config from the signature of the
+    component's ``__init__``, so the subclasses keep Gradio's own.
+    """
+
+    integer = False  # whole numbers only (IntSlider, IntNumber)
 
     def get_block_name(self) -> str:
         """Render with the Gradio parent's front-end component ("slider", "number")."""
         gradio_parent = next(c for c in type(self).__mro__ if c.__module__.startswith("gradio."))
         return gradio_parent.__name__.lower()
-
-    def __init__(self, *args, integer: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.integer = integer
 
     def preprocess(self, payload):
         try:
@@ -62,8 +65,20 @@ class _Checked:
 
 
 class Slider(_Checked, gr.Slider):
-    """``gr.Slider`` with named range errors; ``integer=True`` refuses fractions."""
+    """``gr.Slider`` with named range errors."""
+
+
+class IntSlider(Slider):
+    """``gr.Slider`` for whole numbers: fractions are refused, not rounded."""
+
+    integer = True
 
 
 class Number(_Checked, gr.Number):
-    """``gr.Number`` with named range errors; ``integer=True`` refuses fractions."""
+    """``gr.Number`` with named range errors."""
+
+
+class IntNumber(Number):
+    """``gr.Number`` for whole numbers: fractions are refused, not rounded."""
+
+    integer = True

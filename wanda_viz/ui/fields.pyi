@@ -60,7 +60,7 @@ class _Checked:
 from gradio.events import Dependency
 
 class Slider(_Checked, gr.Slider):
-    """``gr.Slider`` with named range errors; ``integer=True`` refuses fractions."""
+    """``gr.Slider`` with named range errors."""
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
@@ -69,9 +69,31 @@ class Slider(_Checked, gr.Slider):
 
 
 class Number(_Checked, gr.Number):
-    """``gr.Number`` with named range errors; ``integer=True`` refuses fractions."""
+    """``gr.Number`` with named range errors."""
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
+class IntSlider(Slider):
+    """``gr.Slider`` for whole numbers: fractions are refused, not rounded."""
+
+    integer = True
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class IntNumber(Number):
+    """``gr.Number`` for whole numbers: fractions are refused, not rounded."""
+
+    integer = True
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    

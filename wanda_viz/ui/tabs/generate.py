@@ -28,13 +28,13 @@ def build(limits) -> dict:
         c["prompt"] = gr.Textbox("Alice was beginning to get very tired", label="Prompt", scale=3)
         c["run"] = gr.Dropdown([], label="Pruned run", scale=2, allow_custom_value=True)
     with gr.Row():
-        c["max_new_tokens"] = fields.Slider(1, limits.max_new_tokens, step=1, integer=True,
-                                        value=min(40, limits.max_new_tokens),
-                                        label="max new tokens")
+        c["max_new_tokens"] = fields.IntSlider(1, limits.max_new_tokens, step=1,
+                                               value=min(40, limits.max_new_tokens),
+                                               label="max new tokens")
         c["do_sample"] = gr.Checkbox(False, label="sample (else greedy)")
         c["temperature"] = fields.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature")
         c["top_p"] = fields.Slider(0.1, 1.0, value=1.0, step=0.05, label="top-p")
-        c["seed"] = fields.Number(0, precision=0, minimum=0, label="seed", integer=True)
+        c["seed"] = fields.IntNumber(0, precision=0, minimum=0, label="seed")
     c["generate"] = gr.Button("Generate", variant="primary")
     with gr.Row():
         c["dense"] = gr.HighlightedText(label="Dense", color_map=DIFF_COLORS)

@@ -30,21 +30,22 @@ def _data_inputs(c: dict, limits: Limits) -> None:
     c["calib_file"] = gr.File(label="Calibration .txt upload", file_types=[".txt"],
                               type="filepath", height=90)
     with gr.Row():
-        c["n_samples"] = fields.Slider(1, limits.max_samples, step=1, integer=True,
-                                       value=min(DEFAULT_SAMPLES, limits.max_samples),
-                                       label="n_samples (windows)")
-        c["seq_len"] = fields.Slider(16, limits.max_seq_len, step=16, integer=True,
-                                     value=min(DEFAULT_SEQ_LEN, limits.max_seq_len),
-                                     label="seq_len (tokens)")
-        c["seed"] = fields.Number(0, precision=0, minimum=0, label="seed", integer=True)
+        c["n_samples"] = fields.IntSlider(1, limits.max_samples, step=1,
+                                          value=min(DEFAULT_SAMPLES, limits.max_samples),
+                                          label="n_samples (windows)")
+        c["seq_len"] = fields.IntSlider(16, limits.max_seq_len, step=16,
+                                        value=min(DEFAULT_SEQ_LEN, limits.max_seq_len),
+                                        label="seq_len (tokens)")
+        c["seed"] = fields.IntNumber(0, precision=0, minimum=0, label="seed")
     with gr.Row():
         c["eval_source"] = gr.Dropdown(inputs.eval_choices(), value=inputs.default_eval(),
                                        label="Perplexity text",
                                        info="wikitext2 = raw test split (reference); "
                                        "bundled-* ship with the app (offline)")
-        c["eval_windows"] = fields.Slider(1, limits.max_eval_windows, step=1, integer=True,
-                                          value=min(DEFAULT_EVAL_WINDOWS, limits.max_eval_windows),
-                                          label="evaluation windows (seq_len each)")
+        c["eval_windows"] = fields.IntSlider(
+            1, limits.max_eval_windows, step=1,
+            value=min(DEFAULT_EVAL_WINDOWS, limits.max_eval_windows),
+            label="evaluation windows (seq_len each)")
 
 
 def _method_inputs(c: dict) -> None:
