@@ -108,3 +108,29 @@ def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):
     box.press("Enter")
     _click(page, "Prune")
     page.get_by_text("Dense perplexity").wait_for()
+
+
+@pytest.fixture(scope="module")
+def fresh_app_url(tmp_path_factory):
+    """The app as on a fresh machine: no data folder, no network, its own default model."""
+    with serve_app(tmp_path_factory.mktemp("fresh"), tiny_model=False, fresh=True) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_fresh_machine_first_prune_on_the_defaults_gives_a_perplexity(fresh_app_url, tmp_path):
+    from wanda_viz.gguf import REAL_MODEL, real_model_installed
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(240_000)  # first load dequantizes the GGUF once (~40-70 s)
+        page.goto(fresh_app_url)
+        expected_model = REAL_MODEL if real_model_installed() else "embedded demo model"
+        assert page.get_by_label("Model", exact=True).input_value() == expected_model
+        _click(page, "Prune")
+        page.get_by_text("Dense perplexity").wait_for()
+        text = page.inner_text("body")
+        browser.close()
+    assert "bundled slice" in text  # the caption names the bundled data it fell back to
+    assert "wanda 50%" in text
