@@ -163,16 +163,21 @@ def _obs_columns(W1: torch.Tensor, Hinv1: torch.Tensor, prune1: torch.Tensor,
     element, so any number of stacked rows gives the one-layer values). Column i itself is not
     updated (the reference's update of it is never read), so W1 keeps each column as processed.
     N:M masks are chosen every m columns on the updated weights.
+    NOTE: the loop runs on transposed copies (count, rows) so that a column is contiguous
+    memory; every operation is elementwise, so the layout cannot change a value. ``addr_`` would
+    fuse the update into one FMA (another rounding), hence ``outer`` then ``sub_``.
     """
     count = W1.shape[1]
-    Err1 = torch.zeros_like(W1)
-    columns, pruned, errors = W1.unbind(1), prune1.unbind(1), Err1.unbind(1)
+    W1T, P1T = W1.t().contiguous(), prune1.t().contiguous()  # (count, rows)
+    Err1T = torch.zeros_like(W1T)
     for i in range(count):
         if nm is not None and i % nm[1] == 0:
             n, m = nm
-            saliency = W1[:, i:i + m].square() / d_block[:, i:i + m].square()
-            prune1.scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
-        torch.div(torch.where(pruned[i], columns[i], 0.0), Hinv1[i, i], out=errors[i])
+            saliency = W1T[i:i + m].t().square() / d_block[:, i:i + m].square()  # (rows, m)
+            P1T.t().scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
+        torch.div(torch.where(P1T[i], W1T[i], 0.0), Hinv1[i, i], out=Err1T[i])
         if i + 1 < count:
-            W1[:, i + 1:] -= torch.outer(errors[i], Hinv1[i, i + 1:])
-    return Err1
+            W1T[i + 1:] -= torch.outer(Hinv1[i, i + 1:], Err1T[i])
+    W1.copy_(W1T.t())
+    prune1.copy_(P1T.t())
+    return Err1T.t().contiguous()
