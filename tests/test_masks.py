@@ -213,3 +213,33 @@ def test_lowest_k_mask_flat_and_layer_group_agree_with_sort():
         k = int(scores.numel() * sparsity)
         expected = _sorted_first_k(scores.flatten(), k, 0).view(6, 10)
         assert torch.equal(topk_keep_mask(scores, sparsity, "layer"), ~expected)
+
+
+@pytest.mark.parametrize("values", ["random", "quantized", "zeros_and_tiny", "one_value"])
+def test_radix_kth_equals_kthvalue(values):
+    from wanda_viz.pruning.masks import _radix_kth
+    generator = torch.Generator().manual_seed(11)
+    flat = torch.randn(5000, generator=generator).abs()
+    if values == "quantized":  # many ties, as in weights dequantized from 4 bits
+        flat = (flat * 8).round() / 8
+    elif values == "zeros_and_tiny":  # zeros, subnormals and normals together
+        flat[::3] = 0
+        flat[1::3] = torch.finfo(torch.float32).tiny / 7
+    elif values == "one_value":
+        flat = torch.full((5000,), 0.25)
+    for k in (1, 2, 1234, 2500, 4999, 5000):
+        assert torch.equal(_radix_kth(flat, k), torch.kthvalue(flat, k, keepdim=True).values)
+
+
+@pytest.mark.parametrize("bad", ["negative", "negative_zero", "nan", "inf", "half"])
+def test_radix_kth_declines_what_it_cannot_order(bad):
+    from wanda_viz.pruning.masks import _radix_kth
+    flat = torch.rand(100)
+    if bad == "half":
+        flat = flat.half()
+    else:
+        flat[7] = {"negative": -1.0, "negative_zero": -0.0, "nan": float("nan"),
+                   "inf": float("inf")}[bad]
+    assert _radix_kth(flat, 10) is None
+    if bad != "half":  # lowest_k_mask still selects exactly k (kthvalue or sort fallback)
+        assert int(lowest_k_mask(flat, 10, dim=0).sum()) == 10
