@@ -6,7 +6,9 @@ Per method: our ``prune_model`` split as the Wanda paper does (forward = ``captu
 windows and machine, run back to back (ours, then the reference, per repeat). Reported: medians of
 the repeats and the median of the per-pair ratios ours / reference; mask agreement with the
 reference; a sha256 of our pruned weights and masks, so two versions of the code can be checked
-to give bit-identical results. The reference's forward time is the time inside its Catcher capture
+to give bit-identical results. For Wanda, our forward time is also compared with the protocol's
+floor measured just before it: capture plus every block twice with no hooks (bench_prune.py's
+``floor_forward``). The reference's forward time is the time inside its Catcher capture
 and its ``_run_block`` calls (timed by wrapping them); the rest of its run is its prune time.
 
     python benchmarks/bench_real.py --methods magnitude wanda sparsegpt --repeats 3 --threads 1
@@ -31,6 +33,7 @@ from wanda_viz.models import find_decoder_layers, find_prunable_layers  # noqa: 
 
 sys.path.insert(0, str(common.REPO_ROOT / "tests"))
 import reference_impl as ref  # noqa: E402
+from bench_prune import floor_forward  # noqa: E402
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GOALS = {"sparsegpt": 0.5, "wanda": 1.0}  # ours / reference total time, at most
@@ -126,7 +129,11 @@ def bench_method(model, ids, method: str, structure: str, repeats: int, backup) 
     pairs = []
     for i in range(repeats):
         backup.restore(model)
+        floor = floor_forward(model, ids, batch_size=8) if method == "wanda" else None
         ours, keep_masks = run_ours(model, ids, method, structure)
+        if floor is not None:  # the protocol's floor: capture + every block twice, no hooks
+            ours["floor_2pass_s"] = floor["capture_s"] + floor["pass1_s"] + floor["pass2_s"]
+            ours["forward_over_floor_2pass"] = ours["forward_s"] / ours["floor_2pass_s"]
         digest = _digest(model, keep_masks)
         backup.restore(model)
         theirs, reference_masks = run_reference(model, ids, method, structure)
@@ -136,11 +143,15 @@ def bench_method(model, ids, method: str, structure: str, repeats: int, backup) 
         print(f"  {method} {structure} #{i}: ours {ours['total_s']:.2f}s (fwd "
               f"{ours['forward_s']:.2f}, prune {ours['prune_s']:.2f}) | reference "
               f"{theirs['total_s']:.2f}s (fwd {theirs['forward_s']:.2f}, prune "
-              f"{theirs['prune_s']:.2f}) | ratio {ratio:.3f} | masks agree {agreement:.5f}",
+              f"{theirs['prune_s']:.2f}) | ratio {ratio:.3f} | masks agree {agreement:.5f}"
+              + (f" | fwd / 2-pass floor {ours['forward_over_floor_2pass']:.3f}" if floor else ""),
               flush=True)
     backup.restore(model)
     median = {side: {k: statistics.median(p[side][k] for p in pairs) for k in pairs[0][side]}
               for side in ("ours", "reference")}
+    for part in ("forward_s", "prune_s"):  # per-pair ratios of each part (none for no forward)
+        ratios = [p["ours"][part] / p["reference"][part] for p in pairs if p["reference"][part]]
+        median[f"ratio_{part}"] = statistics.median(ratios) if ratios else None
     return {"median": median, "median_ratio": statistics.median(p["ratio"] for p in pairs),
             "mask_agreement": agreement, "sha256_ours": digest, "pairs": pairs}
 
