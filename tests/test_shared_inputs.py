@@ -132,3 +132,14 @@ def test_layer_never_called_gets_empty_stats():
                                         lambda _n, layer: CalibrationStats(4, "cpu")) as stats:
         module.a(torch.ones(1, 2, 4))
     assert stats["a"].norms.n_samples == 1 and stats["b"].norms.n_samples == 0
+
+
+def test_inference_mode_tensors_are_never_shared():
+    """They keep no version counter, so an in-place change could not be seen: one stats each."""
+    module = _TwoReaders()
+    with torch.inference_mode(), record_inputs(
+            {"a": module.a, "b": module.b},
+            lambda _n, layer: CalibrationStats(4, "cpu")) as stats:
+        for _ in range(2):
+            module(torch.ones(1, 2, 4))
+    assert stats["a"] is not stats["b"] and stats["b"].norms.n_samples == 2

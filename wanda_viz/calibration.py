@@ -176,12 +176,15 @@ def record_inputs(layers: dict[str, nn.Module], make_stats: Callable[[str, nn.Mo
             handle.remove()
 
 
-def _input_key(tensor: torch.Tensor) -> tuple:
+def _input_key(tensor: torch.Tensor) -> tuple | None:
     """Equal keys for two tensors, the first held alive, mean the same unmodified data.
 
     ``_version`` counts in-place writes (shared by views); while the first tensor lives, no other
-    storage can sit at its address.
+    storage can sit at its address. None (never shared) for inference-mode tensors, which keep
+    no version counter.
     """
+    if tensor.is_inference():
+        return None
     return (tensor.data_ptr(), tensor.device, tensor.dtype, tuple(tensor.shape), tensor.stride(),
             tensor._version)
 
@@ -219,7 +222,7 @@ class _SharedInputs:
     def _first_call(self, name: str, inp: torch.Tensor) -> None:
         key = _input_key(inp) if self.share else None
         for owner, (held_key, _, _) in self.pending.items():
-            if self.share and held_key == key and self.calls[owner] == 1:
+            if key is not None and held_key == key and self.calls[owner] == 1:
                 self.owner[name] = owner
                 self.members[owner].append(name)
                 self.stats[name] = self.stats[owner]
