@@ -170,12 +170,13 @@ def _obs_columns(W1: torch.Tensor, Hinv1: torch.Tensor, prune1: torch.Tensor,
     count = W1.shape[1]
     W1T, P1T = W1.t().contiguous(), prune1.t().contiguous()  # (count, rows)
     Err1T = torch.zeros_like(W1T)
+    zeros = torch.zeros_like(W1T[0])  # a tensor, not the scalar 0.0: no wrapping per call
     for i in range(count):
         if nm is not None and i % nm[1] == 0:
             n, m = nm
             saliency = W1T[i:i + m].t().square() / d_block[:, i:i + m].square()  # (rows, m)
             P1T.t().scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
-        torch.div(torch.where(P1T[i], W1T[i], 0.0), Hinv1[i, i], out=Err1T[i])
+        torch.where(P1T[i], W1T[i], zeros, out=Err1T[i]).div_(Hinv1[i, i])
         if i + 1 < count:
             W1T[i + 1:] -= torch.outer(Hinv1[i, i + 1:], Err1T[i])
     W1.copy_(W1T.t())
