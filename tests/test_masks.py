@@ -243,3 +243,22 @@ def test_radix_kth_declines_what_it_cannot_order(bad):
     assert _radix_kth(flat, 10) is None
     if bad != "half":  # lowest_k_mask still selects exactly k (kthvalue or sort fallback)
         assert int(lowest_k_mask(flat, 10, dim=0).sum()) == 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_apply_keep_mask_equals_masked_fill_bit_for_bit(dtype, transposed):
+    generator = torch.Generator().manual_seed(3)
+    layer = nn.Linear(12, 6).to(dtype)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(6, 12, generator=generator))
+        layer.weight[0, :4] = -0.0  # signed zeros survive when kept, become +0.0 when pruned
+        if transposed:  # a non-contiguous weight, as Conv1D's transposed (out, in) view
+            layer.weight = nn.Parameter(layer.weight.detach().t().contiguous().t())
+    keep_mask = torch.rand(6, 12, generator=generator) < 0.5
+    keep_mask[0, :2] = False
+    expected = layer.weight.detach().clone().masked_fill_(~keep_mask, 0)
+    apply_keep_mask(layer, keep_mask)
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64}.get(dtype, torch.int16)
+    assert torch.equal(layer.weight.detach().view(bits), expected.view(bits))
+    assert layer.weight.requires_grad
