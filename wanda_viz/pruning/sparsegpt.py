@@ -171,6 +171,7 @@ def _obs_columns(W1: torch.Tensor, Hinv1: torch.Tensor, prune1: torch.Tensor,
     W1T, P1T = W1.t().contiguous(), prune1.t().contiguous()  # (count, rows)
     Err1T = torch.zeros_like(W1T)
     zeros = torch.zeros_like(W1T[0])  # a tensor, not the scalar 0.0: no wrapping per call
+    update = torch.empty_like(W1T)  # reused for every rank-1 product: no allocation per column
     for i in range(count):
         if nm is not None and i % nm[1] == 0:
             n, m = nm
@@ -178,7 +179,7 @@ def _obs_columns(W1: torch.Tensor, Hinv1: torch.Tensor, prune1: torch.Tensor,
             P1T.t().scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
         torch.where(P1T[i], W1T[i], zeros, out=Err1T[i]).div_(Hinv1[i, i])
         if i + 1 < count:
-            W1T[i + 1:] -= torch.outer(Hinv1[i, i + 1:], Err1T[i])
+            W1T[i + 1:] -= torch.outer(Hinv1[i, i + 1:], Err1T[i], out=update[i + 1:])
     W1.copy_(W1T.t())
     prune1.copy_(P1T.t())
     return Err1T.t().contiguous()
