@@ -38,16 +38,19 @@ def floor_forward(model, calib_ids: torch.Tensor, batch_size: int) -> dict:
     """
     _, blocks = find_decoder_layers(model)
     start = time.perf_counter()
-    hidden, kwargs = capture_layer_inputs(model, blocks[0], calib_ids, batch_size=batch_size)
+    hidden, kwargs, captured_batch = capture_layer_inputs(model, blocks[0], calib_ids,
+                                                         batch_size=batch_size)
     capture_s = time.perf_counter() - start
     out = torch.empty_like(hidden)
     pass1 = pass2 = 0.0
     for block in blocks:
         start = time.perf_counter()
-        run_layer(block, hidden, kwargs, batch_size=batch_size, out=out)
+        run_layer(block, hidden, kwargs, captured_batch=captured_batch, batch_size=batch_size,
+                  out=out)
         pass1 += time.perf_counter() - start
         start = time.perf_counter()
-        run_layer(block, hidden, kwargs, batch_size=batch_size, out=out)
+        run_layer(block, hidden, kwargs, captured_batch=captured_batch, batch_size=batch_size,
+                  out=out)
         pass2 += time.perf_counter() - start
         hidden, out = out, hidden
     return {"capture_s": capture_s, "pass1_s": pass1, "pass2_s": pass2}

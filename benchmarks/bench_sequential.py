@@ -58,10 +58,12 @@ def worker(args) -> dict:
     peak_mb = common.peak_rss_mb()
     # Then throughput of block 0 (zeros in dense tensors cost the same as any other value).
     _, blocks = find_decoder_layers(model)
-    hidden, kwargs = capture_layer_inputs(model, blocks[0], ids, batch_size=args.batch_sizes[0])
+    hidden, kwargs, captured_batch = capture_layer_inputs(model, blocks[0], ids,
+                                                         batch_size=args.batch_sizes[0])
     out = torch.empty_like(hidden)
     timing = common.median_time(
-        lambda: run_layer(blocks[0], hidden, kwargs, batch_size=args.batch_sizes[0], out=out),
+        lambda: run_layer(blocks[0], hidden, kwargs, captured_batch=captured_batch,
+                          batch_size=args.batch_sizes[0], out=out),
         repeats=args.repeats)
     budget_mb = baseline_mb + 2 * model_mb + buffers_mb
     return {"size": args.sizes[0], "batch_size": args.batch_sizes[0], "method": args.method,

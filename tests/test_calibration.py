@@ -27,8 +27,9 @@ def _collect_stats(model, calib_ids, batch_size):
 def test_capture_keeps_position_embeddings_for_llama(calib_ids):
     model = make_tiny_model("llama")
     _, blocks = find_decoder_layers(model)
-    hidden, kwargs = capture_layer_inputs(model, blocks[0], calib_ids, batch_size=4)
-    assert hidden.shape == (4, 16, 32)
+    hidden, kwargs, captured_batch = capture_layer_inputs(model, blocks[0], calib_ids, batch_size=4)
+    assert hidden.shape == (4, 16, 32) and captured_batch == 4
+    assert "_captured_batch" not in kwargs
     cos, sin = kwargs["position_embeddings"]
     assert cos.shape[-2:] == (16, 8) and sin.shape == cos.shape  # head_dim 32 / 4 heads
     assert kwargs["use_cache"] is False
@@ -41,9 +42,10 @@ def test_run_layer_reproduces_the_full_forward(family, calib_ids):
     """Captured inputs + kwargs pushed through every block give the model's last hidden state."""
     model = make_tiny_model(family)
     _, blocks = find_decoder_layers(model)
-    hidden, kwargs = capture_layer_inputs(model, blocks[0], calib_ids, batch_size=3)
+    hidden, kwargs, captured_batch = capture_layer_inputs(model, blocks[0], calib_ids, batch_size=3)
+    assert captured_batch == 3  # 4 windows: batches of 3 and 1; kwargs are sliced for the last
     for block in blocks:
-        hidden = run_layer(block, hidden, kwargs, batch_size=3)
+        hidden = run_layer(block, hidden, kwargs, captured_batch=captured_batch, batch_size=3)
     with torch.no_grad():
         expected = model(calib_ids, output_hidden_states=True).hidden_states
     # hidden_states[-1] has the final norm applied; compare the block output before it.
@@ -106,27 +108,48 @@ def test_batch_equal_to_seq_len_with_a_short_last_batch(family):
             torch.testing.assert_close(block_batched[name][0], norm, rtol=1e-4, atol=1e-5)
 
 
-def _block1_norms(model, calib_ids, prune_block0: bool, mark_modified: bool = True):
+def _block1_norms(model, calib_ids, prune_block0: bool, recompute: bool):
     for step in calibrate_blocks(model, calib_ids, batch_size=2):
         if step.index == 0:
             if prune_block0:
                 for layer in step.layers.values():
                     keep_mask = topk_keep_mask(magnitude_scores(weight_matrix(layer)), 0.5, "row")
                     apply_keep_mask(layer, keep_mask)
-            step.modified = mark_modified
+            if recompute:
+                step.recompute_outputs()
         else:
             return {name: s.input_sq_norm.clone() for name, s in step.stats.items()}
 
 
-def test_block1_statistics_see_block0_pruning(calib_ids):
-    dense = _block1_norms(make_tiny_model("llama"), calib_ids, prune_block0=False)
-    pruned = _block1_norms(make_tiny_model("llama"), calib_ids, prune_block0=True)
+def test_block1_statistics_see_block0_pruning_only_after_recompute(calib_ids):
+    dense = _block1_norms(make_tiny_model("llama"), calib_ids, prune_block0=False, recompute=False)
+    pruned = _block1_norms(make_tiny_model("llama"), calib_ids, prune_block0=True, recompute=True)
     for name in dense:
         assert not torch.allclose(dense[name], pruned[name]), name
-    # Marked modified without an actual change, the statistics are the dense ones.
-    same = _block1_norms(make_tiny_model("llama"), calib_ids, prune_block0=False)
+    # Pruned but not recomputed: block 1 still gets the dense outputs (nothing reruns behind
+    # the caller's back).
+    stale = _block1_norms(make_tiny_model("llama"), calib_ids, prune_block0=True, recompute=False)
     for name in dense:
-        torch.testing.assert_close(same[name], dense[name])
+        assert torch.equal(stale[name], dense[name]), name
+
+
+def test_recompute_outputs_runs_the_changed_block(calib_ids):
+    model = make_tiny_model("llama")
+    timings: dict = {}
+    steps = calibrate_blocks(model, calib_ids, batch_size=3, timings=timings)
+    step = next(steps)
+    dense_outputs = step.outputs.clone()
+    forward_s = timings["forward_s"]
+    step.recompute_outputs()  # unchanged block: the same outputs, bit for bit
+    assert torch.equal(step.outputs, dense_outputs) and timings["forward_s"] > forward_s
+    for layer in step.layers.values():
+        apply_keep_mask(layer, topk_keep_mask(magnitude_scores(weight_matrix(layer)), 0.5, "row"))
+    step.recompute_outputs()
+    _, kwargs, captured_batch = capture_layer_inputs(model, step.block, calib_ids, batch_size=3)
+    expected = run_layer(step.block, step.inputs, kwargs, captured_batch=captured_batch,
+                         batch_size=3)
+    assert torch.equal(step.outputs, expected) and not torch.equal(step.outputs, dense_outputs)
+    assert [s.last for s in [step, *steps]] == [False, True]
 
 
 def test_calibrate_blocks_yields_every_block_with_inputs_and_outputs(calib_ids):

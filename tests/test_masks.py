@@ -213,3 +213,52 @@ def test_lowest_k_mask_flat_and_layer_group_agree_with_sort():
         k = int(scores.numel() * sparsity)
         expected = _sorted_first_k(scores.flatten(), k, 0).view(6, 10)
         assert torch.equal(topk_keep_mask(scores, sparsity, "layer"), ~expected)
+
+
+@pytest.mark.parametrize("values", ["random", "quantized", "zeros_and_tiny", "one_value"])
+def test_radix_kth_equals_kthvalue(values):
+    from wanda_viz.pruning.masks import _radix_kth
+    generator = torch.Generator().manual_seed(11)
+    flat = torch.randn(5000, generator=generator).abs()
+    if values == "quantized":  # many ties, as in weights dequantized from 4 bits
+        flat = (flat * 8).round() / 8
+    elif values == "zeros_and_tiny":  # zeros, subnormals and normals together
+        flat[::3] = 0
+        flat[1::3] = torch.finfo(torch.float32).tiny / 7
+    elif values == "one_value":
+        flat = torch.full((5000,), 0.25)
+    for k in (1, 2, 1234, 2500, 4999, 5000):
+        assert torch.equal(_radix_kth(flat, k), torch.kthvalue(flat, k, keepdim=True).values)
+
+
+@pytest.mark.parametrize("bad", ["negative", "negative_zero", "nan", "inf", "half"])
+def test_radix_kth_declines_what_it_cannot_order(bad):
+    from wanda_viz.pruning.masks import _radix_kth
+    flat = torch.rand(100)
+    if bad == "half":
+        flat = flat.half()
+    else:
+        flat[7] = {"negative": -1.0, "negative_zero": -0.0, "nan": float("nan"),
+                   "inf": float("inf")}[bad]
+    assert _radix_kth(flat, 10) is None
+    if bad != "half":  # lowest_k_mask still selects exactly k (kthvalue or sort fallback)
+        assert int(lowest_k_mask(flat, 10, dim=0).sum()) == 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_apply_keep_mask_equals_masked_fill_bit_for_bit(dtype, transposed):
+    generator = torch.Generator().manual_seed(3)
+    layer = nn.Linear(12, 6).to(dtype)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(6, 12, generator=generator))
+        layer.weight[0, :4] = -0.0  # signed zeros survive when kept, become +0.0 when pruned
+        if transposed:  # a non-contiguous weight, as Conv1D's transposed (out, in) view
+            layer.weight = nn.Parameter(layer.weight.detach().t().contiguous().t())
+    keep_mask = torch.rand(6, 12, generator=generator) < 0.5
+    keep_mask[0, :2] = False
+    expected = layer.weight.detach().clone().masked_fill_(~keep_mask, 0)
+    apply_keep_mask(layer, keep_mask)
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64}.get(dtype, torch.int16)
+    assert torch.equal(layer.weight.detach().view(bits), expected.view(bits))
+    assert layer.weight.requires_grad

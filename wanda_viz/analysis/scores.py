@@ -10,7 +10,6 @@ the pruned sets at a sparsity, each method in its own reference comparison group
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..calibration import record_inputs
+from ..calibration import record_inputs, stop_forward_at
 from ..models import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
 from ..pruning import topk_keep_mask
 from ..pruning.registry import METHOD_NAMES, get_method, needs_calibration, needs_hessian
@@ -59,14 +58,6 @@ class ScoreReport:
     calibration: dict | None = None
 
 
-class _StopAfterLayer(Exception):
-    """Private signal: the chosen layer has run, the rest of the forward pass is not needed."""
-
-
-def _stop_forward(module, inputs, output):
-    raise _StopAfterLayer
-
-
 @torch.no_grad()
 def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: str, *,
                         hessian: bool = True, batch_size: int = 8) -> CalibrationStats:
@@ -86,15 +77,10 @@ def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: s
     device = model_device(model)
     make = (lambda _n, lyr: CalibrationStats(in_features, lyr.weight.device, hessian=hessian,
                                              seq_len=calib_ids.shape[1]))
-    with record_inputs({layer_name: layer}, make) as stats:
-        # Stop each forward pass right after the layer: later blocks cannot change its inputs.
-        handle = layer.register_forward_hook(_stop_forward)
-        try:
-            for batch in calib_ids.split(batch_size):
-                with contextlib.suppress(_StopAfterLayer):
-                    model(batch.to(device), use_cache=False)
-        finally:
-            handle.remove()
+    # Stop each forward pass right after the layer: later blocks cannot change its inputs.
+    with record_inputs({layer_name: layer}, make) as stats, stop_forward_at(layer) as run:
+        for batch in calib_ids.split(batch_size):
+            run(model, batch.to(device), use_cache=False)
     return stats[layer_name]
 
 

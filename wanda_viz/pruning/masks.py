@@ -3,7 +3,8 @@
 One polarity everywhere: ``keep_mask`` is bool, True = keep (as torch.nn.utils.prune).
 Pruned weights are chosen by index (the first k of a stable sort), never by ``score <= threshold``,
 so ties cannot change the count and achieved sparsity is exactly ``int(sparsity * group_size)``.
-``lowest_k_mask`` selects exactly those k with ``kthvalue`` instead of a full sort (2-10x faster).
+``lowest_k_mask`` selects exactly those k from the k-th value (``kthvalue``, or a two-pass radix
+count for a whole flattened layer of non-negative scores) instead of a full sort (2-10x faster).
 NOTE: the reference code thresholds with ``<=`` at sorted index k and so prunes k+1 weights per
 group for the per-layer magnitude and SparseGPT masks; masks still agree on > 99.9% of weights.
 """
@@ -23,6 +24,32 @@ def _sorted_lowest_k(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return mask.scatter_(dim, torch.sort(scores, dim=dim, stable=True)[1].narrow(dim, 0, k), True)
 
 
+_FLOAT32_INF_BITS = 0x7F800000
+
+
+def _radix_kth(flat: torch.Tensor, k: int) -> torch.Tensor | None:
+    """The k-th smallest (1-based) of a 1-D float32 CPU tensor of non-negative finite values.
+
+    Their IEEE bit patterns, read as int32, sort like the values, so two counting passes find it
+    exactly: the upper 16 bits (bincount, cumulative count), then the lower 16 bits of the values
+    in that bucket. No index buffer, no swaps: measured 3x faster than ``kthvalue`` on an
+    885k-entry layer. Returns None (use ``kthvalue``) for other dtypes, signs, inf or NaN.
+    """
+    if flat.dtype != torch.float32 or flat.device.type != "cpu" or not flat.is_contiguous():
+        return None
+    bits = flat.view(torch.int32)
+    low_bits, high_bits = torch.aminmax(bits)
+    if int(low_bits) < 0 or int(high_bits) >= _FLOAT32_INF_BITS:  # negative (or -0.0), inf, NaN
+        return None
+    upper = bits >> 16
+    counts = torch.bincount(upper, minlength=_FLOAT32_INF_BITS >> 16).cumsum(0)
+    bucket = int(torch.searchsorted(counts, k))  # first bucket whose cumulative count reaches k
+    before = int(counts[bucket - 1]) if bucket else 0
+    lower = torch.bincount(bits[upper == bucket] & 0xFFFF, minlength=1 << 16).cumsum(0)
+    offset = int(torch.searchsorted(lower, k - before))
+    return torch.tensor([(bucket << 16) | offset], dtype=torch.int32).view(torch.float32)
+
+
 def lowest_k_mask(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """Bool mask of the ``k`` lowest scores along ``dim``, True = among the lowest.
 
@@ -35,7 +62,9 @@ def lowest_k_mask(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     # runs one thread block per slice, which may be slow for a whole flattened layer.
     if scores.device.type != "cpu":
         return _sorted_lowest_k(scores, k, dim)
-    kth = torch.kthvalue(scores, k, dim=dim, keepdim=True).values
+    kth = _radix_kth(scores, k) if scores.dim() == 1 else None
+    if kth is None:
+        kth = torch.kthvalue(scores, k, dim=dim, keepdim=True).values
     if torch.isnan(kth).any():  # NaN never compares equal; keep the sort's ordering for it
         return _sorted_lowest_k(scores, k, dim)
     lower = scores < kth
@@ -116,11 +145,25 @@ def wanda_variant_keep_mask(scores: torch.Tensor, sparsity: float,
     return keep_mask, alpha
 
 
+# Integer types of the same width: AND with all ones (keep) or zero (prune) on the bit pattern.
+_SAME_WIDTH_INT = {torch.float32: torch.int32, torch.float16: torch.int16,
+                   torch.bfloat16: torch.int16, torch.float64: torch.int64}
+
+
 @torch.no_grad()
 def apply_keep_mask(layer: nn.Module, keep_mask: torch.Tensor) -> None:
-    """Zero the pruned weights of ``layer`` in place (keep_mask is (out, in), True = keep)."""
+    """Zero the pruned weights of ``layer`` in place (keep_mask is (out, in), True = keep).
+
+    Bit for bit ``masked_fill_(~keep_mask, 0)`` (pruned -> +0.0, kept untouched), done as an AND
+    of the bit pattern with 0 or all ones: measured 7x faster than ``masked_fill_`` on CPU.
+    """
     weight = weight_matrix(layer)
-    weight.masked_fill_(~keep_mask.to(weight.device), 0)
+    keep_mask = keep_mask.to(weight.device)
+    int_type = _SAME_WIDTH_INT.get(weight.dtype)
+    if int_type is None:
+        weight.masked_fill_(~keep_mask, 0)
+        return
+    weight.view(int_type).bitwise_and_(keep_mask.to(int_type).neg_())  # True -> -1 = all ones
 
 
 def achieved_sparsity(keep_mask: torch.Tensor) -> float:

@@ -8,17 +8,18 @@ method, structure and architecture.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..calibration import capture_layer_inputs, record_inputs, run_layer
+from ..calibration import CapturedInputs, capture_layer_inputs, record_inputs, run_layer
 from ..config import PruneConfig
 from ..models import (find_decoder_layers, find_prunable_layers, model_context_length,
                       model_device, resolve_device, weight_matrix)
@@ -27,11 +28,11 @@ from ..stats import CalibrationStats
 from .masks import achieved_sparsity, apply_keep_mask, nm_keep_mask, topk_keep_mask, \
     wanda_variant_keep_mask
 from .owl import outlier_ratio, owl_block_sparsities
-from .registry import get_method
+from .registry import STATS_HESSIAN, get_method
 from .scores import wanda_scores
 
-__all__ = ["BlockStep", "calibrate_blocks", "compute_keep_mask", "prune_layer", "prune_model",
-           "compute_owl_sparsities"]
+__all__ = ["BlockStep", "calibrate_blocks", "compute_keep_mask", "prune_layer",
+           "prune_shared_input_layers", "prune_model", "compute_owl_sparsities"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def _sync(device: torch.device) -> None:
 class BlockStep:
     """One decoder block during sequential calibration (valid until the next step).
 
-    Set ``modified = True`` after changing the block's weights so that its outputs are recomputed
-    before they feed the next block.
+    After changing the block's weights call ``recompute_outputs()``: it runs the block again on
+    its inputs so that ``outputs``, the next block's inputs, see the change (else they stay the
+    outputs of the unchanged block). Layers that read the same input tensor share one object in
+    ``stats`` (one statistic per distinct input).
     """
 
     index: int
@@ -55,52 +58,61 @@ class BlockStep:
     layers: dict[str, nn.Module]               # prunable layers by qualified name
     stats: dict[str, CalibrationStats]
     inputs: torch.Tensor                       # (n_samples, seq_len, hidden_size)
-    outputs: torch.Tensor                      # block outputs before any change this step
-    modified: bool = False
+    outputs: torch.Tensor                      # block outputs (before any change this step)
+    last: bool = False                         # the last block: its outputs feed no other
+    _recompute: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def recompute_outputs(self) -> None:
+        """Run the block again on ``inputs``, writing ``outputs`` (counted in ``forward_s``)."""
+        self._recompute()
+
+
+def _timed_run(block: nn.Module, hidden: torch.Tensor, captured: CapturedInputs, out: torch.Tensor,
+               batch_size: int, device: torch.device, timings: dict) -> None:
+    start = time.perf_counter()
+    run_layer(block, hidden, captured.kwargs, captured_batch=captured.batch,
+              batch_size=batch_size, out=out)
+    _sync(device)
+    timings["forward_s"] = timings.get("forward_s", 0.0) + time.perf_counter() - start
 
 
 def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: int = 8,
                      hessian: bool = False, offload: bool = False,
-                     exec_device: str | torch.device = "auto",
+                     exec_device: str | torch.device = "auto", share_inputs: bool = True,
                      timings: dict | None = None, desc: str = "blocks") -> Iterator[BlockStep]:
     """Yield every decoder block with the statistics of its layers' inputs, in order.
 
     Args:
         calib_ids: (n_samples, seq_len) token ids.
-        hessian: also accumulate SparseGPT's Hessian for every layer.
+        hessian: also accumulate SparseGPT's Hessian for every distinct layer input.
         offload: move each block to ``exec_device`` only while it is processed.
+        share_inputs: one stats object per distinct input tensor (see ``record_inputs``).
         timings: dict to which "capture_s" and "forward_s" seconds are added.
     """
     timings = timings if timings is not None else defaultdict(float)
     prefix, blocks = find_decoder_layers(model)
     device = resolve_device(exec_device) if offload else model_device(model)
     start = time.perf_counter()
-    hidden, layer_kwargs = capture_layer_inputs(model, blocks[0], calib_ids,
-                                                batch_size=batch_size, store_device=device)
+    captured = capture_layer_inputs(model, blocks[0], calib_ids, batch_size=batch_size,
+                                    store_device=device)
     _sync(device)
     timings["capture_s"] = timings.get("capture_s", 0.0) + time.perf_counter() - start
-    outputs = torch.empty_like(hidden)
+    hidden, outputs = captured.hidden, torch.empty_like(captured.hidden)
     for index, block in enumerate(tqdm(blocks, desc=desc, leave=False)):
         home = next(block.parameters()).device
         if offload:
             block.to(device)
         name = f"{prefix}.{index}"
         layers = find_prunable_layers(block, name)
-        start = time.perf_counter()
         make = (lambda _n, layer: CalibrationStats(weight_matrix(layer).shape[1],
                                                    layer.weight.device, hessian=hessian,
                                                    seq_len=hidden.shape[1]))
-        with record_inputs(layers, make) as stats:
-            run_layer(block, hidden, layer_kwargs, batch_size=batch_size, out=outputs)
-        _sync(device)
-        timings["forward_s"] = timings.get("forward_s", 0.0) + time.perf_counter() - start
-        step = BlockStep(index, name, block, layers, stats, hidden, outputs)
-        yield step
-        if step.modified:
-            start = time.perf_counter()
-            run_layer(block, hidden, layer_kwargs, batch_size=batch_size, out=outputs)
-            _sync(device)
-            timings["forward_s"] += time.perf_counter() - start
+        run = functools.partial(_timed_run, block, hidden, captured, outputs, batch_size, device,
+                                timings)
+        with record_inputs(layers, make, share_inputs=share_inputs) as stats:
+            run()
+        yield BlockStep(index, name, block, layers, stats, hidden, outputs,
+                        index == len(blocks) - 1, run)
         if offload:
             block.to(home)
         hidden, outputs = outputs, hidden
@@ -122,7 +134,7 @@ def prune_layer(layer: nn.Module, stats: CalibrationStats | None, sparsity: floa
     weight = weight_matrix(layer)  # (out, in) view of the parameter
     method = get_method(config.method)
     if method.prune is not None:  # the method updates the kept weights too (SparseGPT)
-        new_weight, keep_mask, loss = method.prune(weight, stats, sparsity, config)
+        ((new_weight, keep_mask, loss),) = method.prune([weight], stats, sparsity, config)
         weight.copy_(new_weight.to(weight.dtype))
         return keep_mask, loss
     scores = method.score(weight, stats, config.percdamp)
@@ -180,6 +192,7 @@ def prune_model(model: nn.Module, calib_ids: torch.Tensor | None = None,
         PruneResult with achieved sparsity per layer, keep-masks, input norms and timings.
     """
     config = config or PruneConfig()
+    method = get_method(config.method)
     if config.needs_calibration:
         _check_calib_ids(model, calib_ids)
     timings: dict[str, float] = defaultdict(float)
@@ -190,36 +203,75 @@ def prune_model(model: nn.Module, calib_ids: torch.Tensor | None = None,
     if block_targets is not None:
         timings["owl_s"] = time.perf_counter() - start
     steps = (calibrate_blocks(model, calib_ids, batch_size=config.batch_size,
-                              hessian=config.method == "sparsegpt", offload=config.offload,
+                              hessian=method.stats == STATS_HESSIAN, offload=config.offload,
                               exec_device=config.exec_device, timings=timings,
                               desc=f"pruning ({config.label()})")
-             if config.method != "magnitude" else _blocks_without_calibration(model))
+             if method.needs_calibration else _blocks_without_calibration(model))
     for step in steps:
         sparsity = block_targets[step.index] if block_targets else config.sparsity
         result.block_sparsity.append(sparsity)
         _prune_block(step, sparsity, config, result, timings)
-        step.modified = True
+        if not step.last:  # the last block's outputs feed nothing
+            step.recompute_outputs()
     timings["total_s"] = time.perf_counter() - start
     result.timings = dict(timings)
     return result
 
 
+def _input_groups(step: BlockStep) -> list[list[str]]:
+    """The block's layer names grouped by shared stats (same input), in layer order."""
+    groups: dict[object, list[str]] = {}
+    for name in step.layers:
+        stats = step.stats.get(name)
+        groups.setdefault(id(stats) if stats is not None else name, []).append(name)
+    return list(groups.values())
+
+
+@torch.no_grad()
+def prune_shared_input_layers(layers: dict[str, nn.Module], stats: CalibrationStats,
+                              sparsity: float, config: PruneConfig
+                              ) -> dict[str, tuple[torch.Tensor, float | None]]:
+    """Prune layers that read the same input (one stats object) in place; {name: (keep, loss)}.
+
+    A method that updates weights (SparseGPT) prunes them in ONE call of its registry ``prune``
+    (one OBS pass over their stacked rows), bit for bit what ``prune_layer`` gives each layer
+    alone; the others score, mask and zero layer by layer.
+    """
+    method = get_method(config.method)
+    if method.prune is None:
+        return {name: prune_layer(layer, stats, sparsity, config) for name, layer in layers.items()}
+    weights = [weight_matrix(layer) for layer in layers.values()]  # (out, in) views
+    pruned = method.prune(weights, stats, sparsity, config)
+    for weight, (new_weight, _, _) in zip(weights, pruned):
+        weight.copy_(new_weight.to(weight.dtype))
+    return {name: (keep_mask, loss) for name, (_, keep_mask, loss) in zip(layers, pruned)}
+
+
 def _prune_block(step: BlockStep, sparsity: float, config: PruneConfig, result: PruneResult,
                  timings: dict) -> None:
-    for name, layer in step.layers.items():
-        device = layer.weight.device
+    done: dict[str, tuple] = {}  # name -> what the result records; filled in layer order below
+    for group in _input_groups(step):
+        layers = {name: step.layers[name] for name in group}
+        stats = step.stats.get(group[0])
+        device = layers[group[0]].weight.device
         start = time.perf_counter()
-        keep_mask, loss = prune_layer(layer, step.stats.get(name), sparsity, config)
+        pruned = prune_shared_input_layers(layers, stats, sparsity, config)
         _sync(device)
         timings["prune_s"] += time.perf_counter() - start
-        out_features, in_features = keep_mask.shape
-        result.layer_shapes[name] = (out_features, in_features)
+        norm = stats.input_sq_norm.cpu() if stats is not None else None
+        for name in group:
+            keep_mask, loss = pruned[name]
+            done[name] = (tuple(keep_mask.shape), achieved_sparsity(keep_mask), loss, norm,
+                          keep_mask.cpu() if result.keep_masks is not None else None)
+            step.stats.pop(name, None)  # free the Hessian before the next group
+    for name in step.layers:
+        shape, achieved, loss, norm, keep_mask = done[name]
+        result.layer_shapes[name] = shape
         result.target_sparsity[name] = sparsity
-        result.layer_sparsity[name] = achieved_sparsity(keep_mask)
-        if name in step.stats:
-            result.input_sq_norm[name] = step.stats[name].input_sq_norm.cpu()
+        result.layer_sparsity[name] = achieved
+        if norm is not None:
+            result.input_sq_norm[name] = norm
         if loss is not None:
             result.losses[name] = loss
-        if result.keep_masks is not None:
-            result.keep_masks[name] = keep_mask.cpu()
-        step.stats.pop(name, None)  # free the Hessian before the next layer
+        if keep_mask is not None:
+            result.keep_masks[name] = keep_mask

@@ -15,7 +15,7 @@ import torch
 
 from ..data import CALIB_SOURCES, EVAL_SOURCES
 from .scores import magnitude_scores, wanda_scores
-from .sparsegpt import sparsegpt_prune, sparsegpt_saliency
+from .sparsegpt import sparsegpt_prune_group, sparsegpt_saliency
 
 __all__ = ["STATS_NONE", "STATS_INPUT_NORM", "STATS_HESSIAN", "MethodSpec", "METHODS",
            "METHOD_NAMES", "GROUPS", "STRUCTURES", "CALIB_SOURCES", "EVAL_SOURCES",
@@ -35,8 +35,9 @@ class MethodSpec:
         score: ``score(weight (out, in), stats, percdamp) -> (out, in) float32`` (higher = keep).
         stats: the calibration statistic it needs: STATS_NONE, STATS_INPUT_NORM, STATS_HESSIAN.
         default_group: its reference comparison group ("row", "layer" or SparseGPT's "block").
-        prune: for methods that also update the kept weights, ``prune(weight, stats, sparsity,
-            config) -> (new weight, keep_mask, loss)``; None = score, mask and zero.
+        prune: for methods that also update the kept weights, ``prune(weights, stats, sparsity,
+            config) -> [(new weight, keep_mask, loss), ...]`` for one or more (out, in) weights
+            that read the same input (one ``stats``); None = score, mask and zero.
         group_note: why ``group`` cannot be chosen (None = it can be).
     """
 
@@ -73,9 +74,11 @@ def _sparsegpt_saliency(weight: torch.Tensor, stats, percdamp: float) -> torch.T
     return sparsegpt_saliency(weight, stats.hessian, percdamp)
 
 
-def _sparsegpt_prune(weight: torch.Tensor, stats, sparsity: float, config):
-    return sparsegpt_prune(weight, stats.hessian, sparsity, nm=config.nm,
-                           block_size=config.block_size, percdamp=config.percdamp)
+def _sparsegpt_prune(weights: list[torch.Tensor], stats, sparsity: float, config):
+    # One OBS pass over the stacked rows of layers sharing a Hessian; bit for bit the same as
+    # pruning each layer alone (each keeps its own threshold per 128-column block).
+    return sparsegpt_prune_group(weights, stats.hessian, sparsity, nm=config.nm,
+                                 block_size=config.block_size, percdamp=config.percdamp)
 
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (

@@ -11,13 +11,16 @@ remaining columns. Symbols as in the paper:
 """
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Sequence
 
 import torch
 
 from .masks import check_nm, lowest_k_mask
 
-__all__ = ["sparsegpt_prune", "sparsegpt_saliency", "inverse_hessian_cholesky"]
+__all__ = ["sparsegpt_prune", "sparsegpt_prune_group", "sparsegpt_saliency",
+           "inverse_hessian_cholesky"]
 
 logger = logging.getLogger(__name__)
 MAX_DAMP_RETRIES = 6
@@ -80,9 +83,29 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
         (new weight (out, in) float32 with pruned entries zero, keep_mask bool, reconstruction loss
         sum_rows sum_cols (w - q)^2 / d^2 / 2).
     """
-    W = weight.detach().float().clone(memory_format=torch.contiguous_format)
+    return sparsegpt_prune_group([weight], hessian, sparsity, nm=nm, block_size=block_size,
+                                 percdamp=percdamp)[0]
+
+
+@torch.no_grad()
+def sparsegpt_prune_group(weights: Sequence[torch.Tensor], hessian: torch.Tensor, sparsity: float,
+                          *, nm: tuple[int, int] | None = None, block_size: int = 128,
+                          percdamp: float = 0.01) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+    """Prune layers that share one Hessian (they read the same input) in ONE OBS pass.
+
+    The damped inverse, its Cholesky factor and the column loop are shared: the OBS update acts
+    on each row alone, so the rows of all layers are stacked. The comparison group stays the
+    layer (each layer's own unstructured threshold per column block) and every product with a
+    sum over columns runs per layer, so each result is bit for bit ``sparsegpt_prune`` of that
+    layer alone. Arguments as ``sparsegpt_prune``; ``weights`` are (rows_l, in_features).
+    Returns:
+        One (new weight, keep_mask, loss) per layer, in order.
+    """
+    rows = [w.shape[0] for w in weights]
+    bounds = list(zip(itertools.accumulate([0] + rows[:-1]), itertools.accumulate(rows)))
+    W = torch.cat([w.detach().float() for w in weights], dim=0)  # (sum rows_l, columns) copy
     H = hessian
-    rows, columns = W.shape
+    columns = W.shape[1]
     if nm is not None:
         check_nm(columns, *nm)
         if block_size % nm[1]:
@@ -94,40 +117,69 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
     # 2. Damped inverse Hessian, as its upper Cholesky factor (paper section 3.3).
     Hinv = inverse_hessian_cholesky(H, percdamp)
     prune_mask = torch.zeros_like(W, dtype=torch.bool)  # True = pruned (kernel-local polarity)
-    losses = torch.zeros(rows, device=W.device)
+    losses = torch.zeros(W.shape[0], device=W.device)
     # 3. Blocks of columns: adaptive mask, column-by-column OBS update, lazy batch update.
     for i1 in range(0, columns, block_size):
         i2 = min(i1 + block_size, columns)
-        count = i2 - i1
         W1 = W[:, i1:i2].clone()
-        Q1 = torch.zeros_like(W1)
-        Err1 = torch.zeros_like(W1)
-        Losses1 = torch.zeros_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
         d_block = torch.diag(Hinv1).reshape(1, -1)
-        prune1 = torch.zeros_like(W1, dtype=torch.bool)
         if nm is None:
-            # One threshold over all rows of the block: row sparsity varies (section 3.4).
-            saliency = W1.square() / d_block.square()
-            k = int(saliency.numel() * sparsity)
-            prune1 = lowest_k_mask(saliency.flatten(), k, dim=0).view(prune1.shape)
-        for i in range(count):
-            w = W1[:, i]
-            d = Hinv1[i, i]
-            if nm is not None and i % nm[1] == 0:
-                n, m = nm
-                saliency = W1[:, i:i + m].square() / d_block[:, i:i + m].square()
-                prune1.scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
-            q = w.clone()
-            q[prune1[:, i]] = 0
-            Q1[:, i] = q
-            Losses1[:, i] = (w - q) ** 2 / d ** 2
-            err1 = (w - q) / d
-            W1[:, i:] -= err1.unsqueeze(1).matmul(Hinv1[i, i:].unsqueeze(0))
-            Err1[:, i] = err1
+            prune1 = _block_prune_mask(W1, d_block, sparsity, bounds)
+        else:
+            prune1 = torch.zeros_like(W1, dtype=torch.bool)
+        Err1 = _obs_columns(W1, Hinv1, prune1, d_block, nm)
+        # W1 now holds every column as it was when processed: the kernel's q and loss follow.
+        Q1 = W1.masked_fill(prune1, 0)
         W[:, i1:i2] = Q1
         prune_mask[:, i1:i2] = prune1
-        losses += torch.sum(Losses1, 1) / 2
-        # 4. Propagate the block's errors to all later columns at once.
-        W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])
-    return W, ~prune_mask, losses.sum().item()
+        losses += torch.sum((W1 - Q1) ** 2 / d_block ** 2, 1) / 2
+        # 4. Propagate the block's errors to all later columns, per layer: a product summed over
+        # the block's columns must see exactly the operands of the one-layer run.
+        for r1, r2 in bounds:
+            W[r1:r2, i2:] -= Err1[r1:r2].matmul(Hinv[i1:i2, i2:])
+    return [(W[r1:r2], ~prune_mask[r1:r2], losses[r1:r2].clone().sum().item())
+            for r1, r2 in bounds]
+
+
+def _block_prune_mask(W1: torch.Tensor, d_block: torch.Tensor, sparsity: float,
+                      bounds: list[tuple[int, int]]) -> torch.Tensor:
+    """One threshold per layer over all its rows of the block (section 3.4): W^2 / d^2 lowest."""
+    saliency = W1.square() / d_block.square()  # (rows, count)
+    prune1 = torch.empty_like(W1, dtype=torch.bool)
+    for r1, r2 in bounds:
+        layer = saliency[r1:r2]
+        k = int(layer.numel() * sparsity)
+        prune1[r1:r2] = lowest_k_mask(layer.flatten(), k, dim=0).view(layer.shape)
+    return prune1
+
+
+def _obs_columns(W1: torch.Tensor, Hinv1: torch.Tensor, prune1: torch.Tensor,
+                 d_block: torch.Tensor, nm: tuple[int, int] | None) -> torch.Tensor:
+    """The column loop of one block, in place on W1 (rows, count); returns Err1 (rows, count).
+
+    Column i: err = (w - q) / d, with q = w where kept and 0 where pruned, i.e. w where pruned;
+    then the later columns get ``W1[:, j] -= err * Hinv1[i, j]`` (rank-1, no sums: exact per
+    element, so any number of stacked rows gives the one-layer values). Column i itself is not
+    updated (the reference's update of it is never read), so W1 keeps each column as processed.
+    N:M masks are chosen every m columns on the updated weights.
+    NOTE: the loop runs on transposed copies (count, rows) so that a column is contiguous
+    memory; every operation is elementwise, so the layout cannot change a value. ``addr_`` would
+    fuse the update into one FMA (another rounding), hence ``outer`` then ``sub_``.
+    """
+    count = W1.shape[1]
+    W1T, P1T = W1.t().contiguous(), prune1.t().contiguous()  # (count, rows)
+    Err1T = torch.zeros_like(W1T)
+    zeros = torch.zeros_like(W1T[0])  # a tensor, not the scalar 0.0: no wrapping per call
+    update = torch.empty_like(W1T)  # reused for every rank-1 product: no allocation per column
+    for i in range(count):
+        if nm is not None and i % nm[1] == 0:
+            n, m = nm
+            saliency = W1T[i:i + m].t().square() / d_block[:, i:i + m].square()  # (rows, m)
+            P1T.t().scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
+        torch.where(P1T[i], W1T[i], zeros, out=Err1T[i]).div_(Hinv1[i, i])
+        if i + 1 < count:
+            W1T[i + 1:] -= torch.outer(Hinv1[i, i + 1:], Err1T[i], out=update[i + 1:])
+    W1.copy_(W1T.t())
+    prune1.copy_(P1T.t())
+    return Err1T.t().contiguous()
