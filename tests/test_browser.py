@@ -3,8 +3,8 @@
 Needs Debian's /usr/bin/chromium (``.ci/install_browser.sh``); Playwright's own browser download
 cannot work offline, so the python package's bundled driver launches that executable. Screenshots
 go to ``tmp_path``, or to ``$WANDA_VIZ_SCREENSHOTS`` (e.g. docs/screenshots) when set. With
-``WANDA_VIZ_BROWSER_REAL=1`` the embedded demo model and ``$WANDA_VIZ_DATA`` are used instead of
-the tiny test checkpoint (for the README screenshots).
+``WANDA_VIZ_BROWSER_REAL=1`` the app's own default model (the real SmolLM2-135M when installed) and
+``$WANDA_VIZ_DATA`` are used instead of the tiny test checkpoint (for the README screenshots).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 60_000  # the first prune on 2 shared CPU cores
+# the first prune on 2 shared CPU cores; raise it (seconds) to take screenshots on the real model
+TIMEOUT_MS = int(float(os.environ.get("WANDA_VIZ_BROWSER_TIMEOUT_S", "60")) * 1000)
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]

@@ -9,7 +9,8 @@ Prune a causal language model with **magnitude**, **Wanda** (|W| x input-activat
 per output row; [arXiv 2306.11695](https://arxiv.org/abs/2306.11695)) or **SparseGPT**
 ([arXiv 2301.00774](https://arxiv.org/abs/2301.00774)), then look at the evidence: a few hidden
 channels carry huge activations, and Wanda protects the weights that read them.
-Start in tab 1 with the defaults (the embedded demo model): one click fills every tab."""
+Start in tab 1 with the defaults (the real SmolLM2-135M when installed, else the embedded demo
+model; offline, the bundled WikiText-2 slices): one click fills every tab."""
 
 MODEL_TAB = """**What it does.** Loads the model (hub models only on request; the host may refuse
 large ones or ones that ship their own code), draws calibration windows with the reference sampler
