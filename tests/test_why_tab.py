@@ -6,26 +6,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from test_ui_handlers import PRUNE, SETUP, save_tiny_checkpoint, write_tiny_data
-
-
-@pytest.fixture(scope="module")
-def tiny_assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("why-ui")
-    return save_tiny_checkpoint(root / "model"), write_tiny_data(root / "data")
-
-
-@pytest.fixture
-def app_env(tiny_assets, monkeypatch, tmp_path):
-    from wanda_viz.service.cache import MODELS
-    model_dir, data_dir = tiny_assets
-    monkeypatch.setenv("WANDA_VIZ_MODEL", str(model_dir))
-    monkeypatch.setenv("WANDA_VIZ_DATA", str(data_dir))
-    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(tmp_path / "sweeps"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    MODELS.clear()
-    yield model_dir
-    MODELS.clear()
+from test_ui_handlers import PRUNE, SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
 
 
 def test_tab_is_built_with_its_endpoint(app_env):

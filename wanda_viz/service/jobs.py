@@ -47,8 +47,7 @@ def _calibrate(entry: CachedModel, calib: CalibConfig) -> tuple[torch.Tensor, di
     seq_len = resolve_seq_len(entry.model, calib.seq_len)
     return entry.get_calibration(calib, lambda: get_calibration_ids(
         entry.tokenizer, source=calib.source, text=calib.text, text_label=calib.text_label,
-        n_samples=calib.n_samples,
-        seq_len=seq_len, seed=calib.seed, data_dir=calib.data_dir))
+        n_samples=calib.n_samples, seq_len=seq_len, seed=calib.seed, data_dir=calib.data_dir))
 
 
 def _evaluate(entry: CachedModel, evaluation: EvalConfig, seq_len: int) -> tuple[float, str] | None:
