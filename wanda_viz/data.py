@@ -163,6 +163,22 @@ def load_bundled_text(name: str) -> str:
     return read_text_file(BUNDLED_DATA_DIR / BUNDLED_SOURCES[name][0])
 
 
+def _wikitext_file_or_hub(split: str, data_dir) -> Path | None:
+    """The local raw file of ``split``, or None when the hub must serve it; an error when neither
+    can (the remembered probe answers in ~2 s once, not after the hub client's retries)."""
+    local = _local_wikitext(split, data_dir)
+    if local is None and not hub_reachable():
+        raise _hub_error(f"WikiText-2 raw {split}")
+    return local
+
+
+def _wikitext_split(source: str, evaluation: bool) -> str | None:
+    """The WikiText-2 split a named source means ("wikitext2": train to calibrate, test to
+    evaluate, as in the reference code), or None for other sources."""
+    return {"wikitext2": "test" if evaluation else "train",
+            "wikitext2-valid": "validation"}.get(source)
+
+
 def load_wikitext2_text(split: str = "test", data_dir: str | os.PathLike | None = None) -> str:
     """WikiText-2 raw ``split`` ("test", "validation", "train") as one string.
 
@@ -170,11 +186,9 @@ def load_wikitext2_text(split: str = "test", data_dir: str | os.PathLike | None 
     """
     if split not in _WIKITEXT_FILES:
         raise ValueError(f"split must be one of {', '.join(_WIKITEXT_FILES)}, got {split!r}")
-    local = _local_wikitext(split, data_dir)
+    local = _wikitext_file_or_hub(split, data_dir)
     if local is not None:
         return read_text_file(local)
-    if not hub_reachable():  # answer in ~2 s once, not after the hub client's retries
-        raise _hub_error(f"WikiText-2 raw {split}")
     try:
         from datasets import load_dataset
         rows = load_dataset("wikitext", "wikitext-2-raw-v1", split=split)["text"]
@@ -240,11 +254,11 @@ def sample_document_windows(docs: list[str], tokenizer, n_samples: int, seq_len:
     return torch.cat(windows, dim=0)
 
 
-def _calibration_text(source: str, data_dir) -> str:
-    if source == "wikitext2":
-        return load_wikitext2_text("train", data_dir)
-    if source == "wikitext2-valid":
-        return load_wikitext2_text("validation", data_dir)
+def _source_text(source: str, data_dir, evaluation: bool = False) -> str:
+    """The raw text of a named source or a file (absolute, or relative to the data folder)."""
+    split = _wikitext_split(source, evaluation)
+    if split is not None:
+        return load_wikitext2_text(split, data_dir)
     if source in BUNDLED_SOURCES:
         return load_bundled_text(source)
     path = Path(source).expanduser()
@@ -262,16 +276,14 @@ def check_source(source: str, data_dir: str | os.PathLike | None = None, *,
     ``evaluation``: "wikitext2" means the test split (the perplexity protocol), not train.
     Raises the same ``DataUnavailableError`` / ``ValueError`` that loading would raise later.
     """
-    split = {"wikitext2": "test" if evaluation else "train",
-             "wikitext2-valid": "validation"}.get(source)
+    split = _wikitext_split(source, evaluation)
     if split is not None:
-        if _local_wikitext(split, data_dir) is None and not hub_reachable():
-            raise _hub_error(f"WikiText-2 raw {split}")
+        _wikitext_file_or_hub(split, data_dir)
     elif source == "c4":
         if not hub_reachable():
             raise _hub_error("C4")
     else:
-        _calibration_text(source, data_dir)  # bundled text or a file: local, read and checked
+        _source_text(source, data_dir)  # bundled text or a file: local, read and checked
 
 
 def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | None = None,
@@ -294,7 +306,7 @@ def get_calibration_ids(tokenizer, *, source: str | None = None, text: str | Non
     if source == "c4":
         ids = sample_document_windows(load_c4_documents(), tokenizer, n_samples, seq_len, seed)
     else:
-        raw = text if text is not None else _calibration_text(source, data_dir)
+        raw = text if text is not None else _source_text(source, data_dir)
         ids = sample_calibration_windows(tokenize_text(tokenizer, raw), n_samples, seq_len, seed)
     label = source if source is not None else (text_label or _pasted_label(text))
     description = {"source": label, "n_samples": n_samples, "seq_len": seq_len, "seed": seed}
@@ -317,8 +329,5 @@ def get_eval_ids(tokenizer, *, source: str | None = "wikitext2", text: str | Non
         return tokenize_text(tokenizer, text), text_label or _pasted_label(text)
     if source is None:
         raise ValueError("give an evaluation source (dataset name or file) or text")
-    if source == "wikitext2":
-        raw = load_wikitext2_text("test", data_dir)
-    else:
-        raw = _calibration_text(str(source), data_dir)
+    raw = _source_text(str(source), data_dir, evaluation=True)
     return tokenize_text(tokenizer, raw), source_label(str(source))
