@@ -16,7 +16,7 @@ from torch import nn
 
 from ..models import weight_matrix
 
-__all__ = ["PackedMask", "pack_keep_masks", "KeptWeights", "apply_packed_masks"]
+__all__ = ["PackedMask", "pack_keep_masks", "KeptWeights", "apply_packed_masks", "values_nbytes"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,11 @@ def apply_packed_masks(model: nn.Module, masks: dict[str, PackedMask]) -> None:
         weight.masked_fill_(~masks[name].to_tensor().to(weight.device), 0)
 
 
+def values_nbytes(values: dict[str, torch.Tensor]) -> int:
+    """Bytes held by {layer name: kept values}."""
+    return sum(v.numel() * v.element_size() for v in values.values())
+
+
 @dataclass
 class KeptWeights:
     """The kept values of every pruned layer, for methods that update weights (SparseGPT).
@@ -91,5 +96,4 @@ class KeptWeights:
 
     @property
     def nbytes(self) -> int:
-        return sum(m.nbytes for m in self.masks.values()) + \
-            sum(v.numel() * v.element_size() for v in self.values.values())
+        return sum(m.nbytes for m in self.masks.values()) + values_nbytes(self.values)

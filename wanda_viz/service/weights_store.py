@@ -15,15 +15,12 @@ from collections import OrderedDict
 
 import torch
 
+from ..pruning.state import values_nbytes
 from .limits import get_limits
 
 __all__ = ["UpdatedWeightsStore", "UPDATED_WEIGHTS", "values_nbytes"]
 
 logger = logging.getLogger(__name__)
-
-
-def values_nbytes(values: dict[str, torch.Tensor]) -> int:
-    return sum(v.numel() * v.element_size() for v in values.values())
 
 
 class UpdatedWeightsStore:
