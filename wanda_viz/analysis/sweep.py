@@ -41,7 +41,7 @@ from ..pruning.registry import METHOD_NAMES, get_method
 
 __all__ = [
     "CACHE_ENV", "SWEEP_COLUMNS", "default_cache_dir", "file_sha256", "tensor_sha256",
-    "model_fingerprint", "sweep_points", "point_key", "run_sweep",
+    "model_fingerprint", "sweep_points", "point_key", "cache_context", "run_sweep",
 ]
 
 logger = logging.getLogger(__name__)
@@ -237,10 +237,11 @@ def _point_labels(config: PruneConfig | None) -> dict:
             "label": config.label()}
 
 
-def _sweep_context(fingerprint: dict, calib_ids: torch.Tensor | None, eval_ids: torch.Tensor, *,
-                   calibration: dict | None, eval_label: str, seq_len: int,
-                   max_windows: int | None) -> tuple[dict, dict]:
-    """(what keys the cache, protocol columns shared by every row)."""
+def cache_context(fingerprint: dict, calib_ids: torch.Tensor | None, eval_ids: torch.Tensor, *,
+                  calibration: dict | None, eval_label: str, seq_len: int,
+                  max_windows: int | None) -> tuple[dict, dict]:
+    """(what keys the cache, protocol columns shared by every row); the sweep and the why
+    analyses key their on-disk points with it."""
     if count_eval_windows(eval_ids.numel(), seq_len, max_windows) == 0:  # fail before pruning anything
         raise ValueError(f"the evaluation text has {eval_ids.numel()} tokens, fewer than one "
                          f"window of seq_len = {seq_len}")
@@ -292,9 +293,9 @@ def run_sweep(model: nn.Module, calib_ids: torch.Tensor | None, eval_ids: torch.
         DataFrame with ``SWEEP_COLUMNS``; ``cached`` says which points came from disk.
     """
     seq_len = resolve_seq_len(model, seq_len)
-    context, shared = _sweep_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
-                                     eval_label=eval_label, seq_len=seq_len,
-                                     max_windows=max_windows)
+    context, shared = cache_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
+                                    eval_label=eval_label, seq_len=seq_len,
+                                    max_windows=max_windows)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     points = sweep_points(methods, sparsities, structures, group=group,

@@ -41,7 +41,7 @@ from ..pruning import get_method, magnitude_scores, topk_keep_mask, wanda_scores
 from .outliers import ActivationReport
 from .scores import collect_layer_stats
 from ..files import write_json_atomic
-from .sweep import _sweep_context, default_cache_dir
+from .sweep import cache_context, default_cache_dir
 
 __all__ = [
     "TOP_SHARE", "CHANNEL_COLUMNS", "LAYER_COLUMNS", "DisagreementReport", "top_channel_count",
@@ -211,10 +211,10 @@ def why_context(fingerprint: dict | None, calib_ids: torch.Tensor, eval_ids: tor
                 max_windows: int | None) -> tuple[dict | None, dict]:
     """(cache context, shared protocol columns: calibration, eval_protocol ...) as the sweep
     builds them; the context is None without a fingerprint (then nothing is cached)."""
-    context, shared = _sweep_context(fingerprint or {"model": None, "fingerprint": None},
-                                     calib_ids, eval_ids, calibration=calibration,
-                                     eval_label=eval_label, seq_len=seq_len,
-                                     max_windows=max_windows)
+    context, shared = cache_context(fingerprint or {"model": None, "fingerprint": None},
+                                    calib_ids, eval_ids, calibration=calibration,
+                                    eval_label=eval_label, seq_len=seq_len,
+                                    max_windows=max_windows)
     return (context if fingerprint is not None else None), shared
 
 
