@@ -134,41 +134,59 @@ def capture_layer_inputs(model: nn.Module, first_block: nn.Module, input_ids: to
 
 @torch.no_grad()
 def run_layer(block: nn.Module, hidden: torch.Tensor, layer_kwargs: dict, *, captured_batch: int,
-              batch_size: int = 8, out: torch.Tensor | None = None) -> torch.Tensor:
+              batch_size: int = 8, out: torch.Tensor | None = None,
+              stop_at: nn.Module | None = None) -> torch.Tensor:
     """Push hidden (n, seq_len, d) through ``block`` in batches; returns the block outputs.
 
     ``layer_kwargs`` and ``captured_batch`` are ``CapturedInputs.kwargs`` / ``.batch``. The block
     runs on its own device; ``hidden`` and ``out`` may live elsewhere (e.g. on CPU). ``out`` may
     be a preallocated buffer of the same shape (it may not alias ``hidden``).
+    ``stop_at``: a submodule at which every batch's pass ENDS, before it runs (pre-hooks
+    registered earlier, such as ``record_inputs``', still see its input); the rows of ``out``
+    of a batch that reached it are left unwritten. For passes run for input statistics only.
     """
     device = next(block.parameters()).device
     kwargs = move_kwargs(layer_kwargs, device)
     out = torch.empty_like(hidden) if out is None else out
-    for start in range(0, hidden.shape[0], batch_size):
-        chunk = hidden[start:start + batch_size].to(device)
-        result = block(chunk, **_fit_batch(kwargs, captured_batch, chunk.shape[0]))
-        result = result[0] if isinstance(result, (tuple, list)) else result
-        out[start:start + chunk.shape[0]] = result.to(out.device)
+    with (stop_forward_at(stop_at, before=True) if stop_at is not None
+          else contextlib.nullcontext()):
+        for start in range(0, hidden.shape[0], batch_size):
+            chunk = hidden[start:start + batch_size].to(device)
+            try:
+                result = block(chunk, **_fit_batch(kwargs, captured_batch, chunk.shape[0]))
+            except _StopForward:
+                continue  # reached stop_at: this batch ran for its statistics only
+            result = result[0] if isinstance(result, (tuple, list)) else result
+            out[start:start + chunk.shape[0]] = result.to(out.device)
     return out
 
 
 @contextlib.contextmanager
 def record_inputs(layers: dict[str, nn.Module], make_stats: Callable[[str, nn.Module], object],
-                  *, share_inputs: bool = True) -> Iterator[dict[str, object]]:
+                  *, share_inputs: bool = True,
+                  call_log: list[str] | None = None) -> Iterator[dict[str, object]]:
     """Attach ``make_stats(name, layer)`` to the input of every layer while the block runs.
 
     Yields {name: stats}, filled as the layers run (layers that never ran get fresh stats on
     exit); each stats object gets ``add_batch(input)`` once per distinct input. With
     ``share_inputs``, layers that read the very same input tensor (LLaMA's q/k/v, gate/up) share
-    ONE stats object, fed once (see ``_SharedInputs``). The hooks are removed on exit, also when
-    the body raises.
+    ONE stats object, fed once (see ``_SharedInputs``). The inputs are read by forward PRE-hooks,
+    before each layer runs, so a pass may end at a layer (``run_layer(stop_at=)``) once its input
+    is recorded. ``call_log``, if given, gets every layer's name each time it is called, in call
+    order. The hooks are removed on exit, also when the body raises.
     """
     tracker = _SharedInputs(layers, make_stats, share_inputs)
     handles = []
+
+    def observe(name: str, inp: torch.Tensor) -> None:
+        if call_log is not None:
+            call_log.append(name)
+        tracker.observe(name, inp)
+
     try:
         for name, layer in layers.items():
-            handles.append(layer.register_forward_hook(
-                lambda module, inputs, output, n=name: tracker.observe(n, inputs[0])))
+            handles.append(layer.register_forward_pre_hook(
+                lambda module, args, n=name: observe(n, args[0])))
         yield tracker.stats
         tracker.finish()
     finally:

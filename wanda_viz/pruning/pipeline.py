@@ -58,7 +58,8 @@ class BlockStep:
     layers: dict[str, nn.Module]               # prunable layers by qualified name
     stats: dict[str, CalibrationStats]
     inputs: torch.Tensor                       # (n_samples, seq_len, hidden_size)
-    outputs: torch.Tensor                      # block outputs (before any change this step)
+    outputs: torch.Tensor                      # block outputs (before any change this step;
+                                               # with dense_outputs=False: none before recompute)
     last: bool = False                         # the last block: its outputs feed no other
     _recompute: Callable[[], None] = field(default=lambda: None, repr=False)
 
@@ -68,10 +69,11 @@ class BlockStep:
 
 
 def _timed_run(block: nn.Module, hidden: torch.Tensor, captured: CapturedInputs, out: torch.Tensor,
-               batch_size: int, device: torch.device, timings: dict) -> None:
+               batch_size: int, device: torch.device, timings: dict,
+               stop_at: nn.Module | None = None) -> None:
     start = time.perf_counter()
     run_layer(block, hidden, captured.kwargs, captured_batch=captured.batch,
-              batch_size=batch_size, out=out)
+              batch_size=batch_size, out=out, stop_at=stop_at)
     _sync(device)
     timings["forward_s"] = timings.get("forward_s", 0.0) + time.perf_counter() - start
 
@@ -79,7 +81,8 @@ def _timed_run(block: nn.Module, hidden: torch.Tensor, captured: CapturedInputs,
 def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: int = 8,
                      hessian: bool = False, offload: bool = False,
                      exec_device: str | torch.device = "auto", share_inputs: bool = True,
-                     timings: dict | None = None, desc: str = "blocks") -> Iterator[BlockStep]:
+                     dense_outputs: bool = True, timings: dict | None = None,
+                     desc: str = "blocks") -> Iterator[BlockStep]:
     """Yield every decoder block with the statistics of its layers' inputs, in order.
 
     Args:
@@ -87,6 +90,10 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
         hessian: also accumulate SparseGPT's Hessian for every distinct layer input.
         offload: move each block to ``exec_device`` only while it is processed.
         share_inputs: one stats object per distinct input tensor (see ``record_inputs``).
+        dense_outputs: False when the caller runs ``recompute_outputs()`` on every step but the
+            last (pruning does): the statistics pass may then end at the input of the block's
+            last prunable layer (LLaMA: down_proj), skipping that layer and what follows, which
+            only computed outputs the recompute overwrites. See ``_StatsPassEnd``.
         timings: dict to which "capture_s" and "forward_s" seconds are added.
     """
     timings = timings if timings is not None else defaultdict(float)
@@ -98,6 +105,7 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
     _sync(device)
     timings["capture_s"] = timings.get("capture_s", 0.0) + time.perf_counter() - start
     hidden, outputs = captured.hidden, torch.empty_like(captured.hidden)
+    pass_end = None if dense_outputs else _StatsPassEnd(-(-hidden.shape[0] // batch_size))
     for index, block in enumerate(tqdm(blocks, desc=desc, leave=False)):
         home = next(block.parameters()).device
         if offload:
@@ -109,13 +117,60 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
                                                    seq_len=hidden.shape[1]))
         run = functools.partial(_timed_run, block, hidden, captured, outputs, batch_size, device,
                                 timings)
-        with record_inputs(layers, make, share_inputs=share_inputs) as stats:
-            run()
+        stop_at = pass_end.layer(block, name, layers) if pass_end else None
+        call_log: list[str] = []
+        with record_inputs(layers, make, share_inputs=share_inputs, call_log=call_log) as stats:
+            run(stop_at=stop_at)
+        if pass_end:
+            pass_end.check(block, name, layers, call_log, stopped=stop_at is not None)
         yield BlockStep(index, name, block, layers, stats, hidden, outputs,
                         index == len(blocks) - 1, run)
         if offload:
             block.to(home)
         hidden, outputs = outputs, hidden
+
+
+class _StatsPassEnd:
+    """Where a statistics-only pass through a block may end: the last prunable layer to run.
+
+    Learned from the first block (its pass runs whole): when every prunable layer ran exactly
+    once per batch, the one called last ends the passes of later blocks of the same class with
+    the same layer names, right after its input is recorded. Each shortened pass is checked to
+    have called every layer once per batch, so a data-dependent order cannot silently leave a
+    layer without statistics. The first block's pass always runs whole.
+    """
+
+    def __init__(self, n_batches: int):
+        self.n_batches = n_batches
+        self.learned: tuple[type, frozenset[str], str] | None = None  # class, layer names, last
+
+    @staticmethod
+    def _relative(name: str, layers: dict[str, nn.Module]) -> frozenset[str]:
+        return frozenset(layer_name[len(name) + 1:] for layer_name in layers)
+
+    def layer(self, block: nn.Module, name: str, layers: dict[str, nn.Module]) -> nn.Module | None:
+        """The layer at which this block's statistics pass ends, or None (run it whole)."""
+        if self.learned is None:
+            return None
+        block_class, relative, last = self.learned
+        if type(block) is not block_class or self._relative(name, layers) != relative:
+            return None
+        return layers[f"{name}.{last}"]
+
+    def check(self, block: nn.Module, name: str, layers: dict[str, nn.Module],
+              call_log: list[str], stopped: bool) -> None:
+        """After a pass: learn from a whole one; verify a shortened one called every layer."""
+        once = (len(call_log) == len(layers) * self.n_batches
+                and all(call_log.count(layer) == self.n_batches for layer in layers))
+        if stopped and not once:
+            missing = sorted(layer for layer in layers if call_log.count(layer) != self.n_batches)
+            raise RuntimeError(
+                f"{name}: the statistics pass ended early at its last prunable layer, but "
+                f"{', '.join(missing)} did not run once per batch before it (the block's call "
+                f"order depends on the data); calibrate with dense_outputs=True")
+        if not stopped and once and self.learned is None and layers:
+            self.learned = (type(block), self._relative(name, layers),
+                            call_log[-1][len(name) + 1:])
 
 
 def compute_keep_mask(scores: torch.Tensor, sparsity: float, config: PruneConfig) -> torch.Tensor:
@@ -202,10 +257,11 @@ def prune_model(model: nn.Module, calib_ids: torch.Tensor | None = None,
     block_targets = compute_owl_sparsities(model, calib_ids, config, timings) if config.owl else None
     if block_targets is not None:
         timings["owl_s"] = time.perf_counter() - start
+    # dense_outputs=False: every step but the last recomputes its outputs after pruning below.
     steps = (calibrate_blocks(model, calib_ids, batch_size=config.batch_size,
                               hessian=method.stats == STATS_HESSIAN, offload=config.offload,
-                              exec_device=config.exec_device, timings=timings,
-                              desc=f"pruning ({config.label()})")
+                              exec_device=config.exec_device, dense_outputs=False,
+                              timings=timings, desc=f"pruning ({config.label()})")
              if method.needs_calibration else _blocks_without_calibration(model))
     for step in steps:
         sparsity = block_targets[step.index] if block_targets else config.sparsity

@@ -172,14 +172,20 @@ def _obs_columns(W1: torch.Tensor, Hinv1: torch.Tensor, prune1: torch.Tensor,
     Err1T = torch.zeros_like(W1T)
     zeros = torch.zeros_like(W1T[0])  # a tensor, not the scalar 0.0: no wrapping per call
     update = torch.empty_like(W1T)  # reused for every rank-1 product: no allocation per column
+    # Per-column views made once (unbind), tails by narrow: less Python per column.
+    w_cols, p_cols, err_cols = W1T.unbind(0), P1T.unbind(0), Err1T.unbind(0)  # each (rows,)
+    h_rows, h_diag = Hinv1.unbind(0), Hinv1.diagonal().unbind(0)
+    where, outer = torch.where, torch.outer
     for i in range(count):
         if nm is not None and i % nm[1] == 0:
             n, m = nm
             saliency = W1T[i:i + m].t().square() / d_block[:, i:i + m].square()  # (rows, m)
             P1T.t().scatter_(1, i + torch.topk(saliency, n, dim=1, largest=False)[1], True)
-        torch.where(P1T[i], W1T[i], zeros, out=Err1T[i]).div_(Hinv1[i, i])
-        if i + 1 < count:
-            W1T[i + 1:] -= torch.outer(Hinv1[i, i + 1:], Err1T[i], out=update[i + 1:])
+        err = where(p_cols[i], w_cols[i], zeros, out=err_cols[i]).div_(h_diag[i])
+        later = count - i - 1
+        if later:
+            W1T.narrow(0, i + 1, later).sub_(
+                outer(h_rows[i].narrow(0, i + 1, later), err, out=update.narrow(0, i + 1, later)))
     W1.copy_(W1T.t())
     prune1.copy_(P1T.t())
     return Err1T.t().contiguous()
