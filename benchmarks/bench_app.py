@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -153,13 +154,22 @@ def _parse(argv: list[str] | None):
                              "(sets WANDA_VIZ_MODEL; default: assets/demo-model)")
     parser.add_argument("--cold-start-only", action="store_true",
                         help="measure only the start to first page (no model needed)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="as on a fresh machine: no data folder (the app falls back to its "
+                             "bundled slices) and an empty model cache (a GGUF default model is "
+                             "dequantized on the first prune)")
     parser.set_defaults(repeats=1)
     return parser.parse_args(argv)
 
 
-def _app_env(args, model_dir: Path, port: int, data: str) -> dict:
+def _app_env(args, model_dir: Path, port: int, data: str | None, model_cache: str | None) -> dict:
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "WANDA_VIZ_DATA": data}
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env.pop("WANDA_VIZ_DATA", None)
+    if data is not None:
+        env["WANDA_VIZ_DATA"] = data
+    if model_cache is not None:
+        env["WANDA_VIZ_MODEL_CACHE"] = model_cache
     if args.model:
         env["WANDA_VIZ_MODEL"] = str(model_dir)
     if args.threads:
@@ -199,13 +209,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from wanda_viz.models import DEMO_MODEL_DIR
     model_dir = Path(args.model).resolve() if args.model else DEMO_MODEL_DIR
-    protocol["model"] = str(model_dir)
+    protocol["model"] = (str(model_dir) if args.model else
+                         "the app's default choice (interactions.prune_inputs.model_choice)")
     data = os.environ.get("WANDA_VIZ_DATA") or str(common.REPO_ROOT.parent / "shared" / "data")
+    fresh_dir = tempfile.TemporaryDirectory(prefix="bench_app_models_") if args.fresh else None
+    protocol["fresh_machine"] = bool(args.fresh)
+    protocol["data_folder"] = None if args.fresh else data
     port = free_port()
     log_path = Path(args.out).with_suffix(".app.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"status": "measured", "protocol": protocol, "app_log": str(log_path)}
-    proc = start_app(port, _app_env(args, model_dir, port, data), log_path)
+    env = _app_env(args, model_dir, port, None if args.fresh else data,
+                   fresh_dir.name if fresh_dir else None)
+    proc = start_app(port, env, log_path)
     try:
         _measure(proc, f"http://127.0.0.1:{port}/", args, model_dir, data, payload)
     finally:
@@ -214,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if fresh_dir is not None:
+            fresh_dir.cleanup()
     common.write_result(args.out, "bench_app", payload, machine)
     return 0
 
