@@ -16,7 +16,8 @@ import torch
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["bench_prune", "bench_sequential", "bench_eval", "bench_sweep", "bench_app",
-           "bench_scaling", "bench_gpu", "bench_concurrency", "bench_session_memory"]
+           "bench_scaling", "bench_gpu", "bench_concurrency", "bench_session_memory",
+           "bench_real", "bench_kernel"]
 
 
 def _load(name: str):
@@ -124,9 +125,11 @@ def test_bench_gpu_tiny_on_cpu(tmp_path):
 @pytest.mark.slow
 def test_bench_app_cold_start(tmp_path):
     out = tmp_path / "app.json"
-    _load("bench_app").main(["--cold-start-only", "--timeout", "120", "--out", str(out)])
+    _load("bench_app").main(["--cold-start-only", "--fresh", "--timeout", "120",
+                             "--out", str(out)])
     record = _check(out, "bench_app")
     assert record["status"].startswith("measured")  # app.py and the demo model are in the repo
+    assert record["protocol"]["fresh_machine"] and record["protocol"]["data_folder"] is None
 
 
 def test_scripts_do_not_leak_sys_modules():

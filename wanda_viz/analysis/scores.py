@@ -77,8 +77,10 @@ def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: s
     device = model_device(model)
     make = (lambda _n, lyr: CalibrationStats(in_features, lyr.weight.device, hessian=hessian,
                                              seq_len=calib_ids.shape[1]))
-    # Stop each forward pass right after the layer: later blocks cannot change its inputs.
-    with record_inputs({layer_name: layer}, make) as stats, stop_forward_at(layer) as run:
+    # End each forward pass at the layer, once its input is recorded (the pre-hook registered
+    # first runs first): nothing after it can change that input.
+    with record_inputs({layer_name: layer}, make) as stats, \
+            stop_forward_at(layer, before=True) as run:
         for batch in calib_ids.split(batch_size):
             run(model, batch.to(device), use_cache=False)
     return stats[layer_name]
