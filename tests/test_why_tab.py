@@ -30,8 +30,8 @@ def test_three_steps_after_a_prune(app_env):
     preset = why.on_preset(list(why.PRESETS)[1])
     assert preset == {"sparsity": 0.5, "ks": [1, 2, 4], "seeds": 1}
     named = why.on_why(session, **preset)
-    result = named["state"]
-    assert set(named) == {"state", *why.OUTPUTS}
+    result = named["session"].why
+    assert set(named) == {"session", *why.OUTPUTS}
     assert "Protocol:" in named["summary"] and "top 1%" in named["summary"]
     assert named["layer"].choices[0][0] == why.ALL_LAYERS
     for name in ("scatter", "by_layer", "weights_fig"):
@@ -46,10 +46,29 @@ def test_three_steps_after_a_prune(app_env):
     assert all(torch.equal(w, entry.backup.weights[n])
                for n, w in WeightBackup(entry.model).weights.items())
     again = why.on_why(session, sparsity=0.5, ks=[1, 2, 4], seeds=1)
-    assert again["state"].weights.table["cached"].all()  # same model and calibration: from disk
+    assert again["session"].why.weights.table["cached"].all()  # same setup: from disk
     layer = result.disagreement.layers["layer"].iloc[0]
-    assert layer in why.on_layer(result, layer)["scatter"].layout.title.text
-    assert why.on_layer(None, layer) == {"scatter": None}
+    assert layer in why.on_layer(session, layer)["scatter"].layout.title.text
+    assert why.on_layer(Session(), layer) == {"scatter": None}
+
+
+def test_a_new_setup_clears_the_result_and_the_same_setup_keeps_it(app_env):
+    from wanda_viz.service import Session
+    from wanda_viz.ui.tabs import model, why
+    session = model.on_prune(Session(), **SETUP, **PRUNE)["session"]
+    session = why.on_why(session, sparsity=0.5, ks=[1], seeds=1)["session"]
+    result = session.why
+    # Another run on the same model and windows: the result still describes this setup.
+    session = model.on_prune(session, **SETUP, **{**PRUNE, "method": "magnitude"})["session"]
+    assert session.why is result
+    views = why.on_render(session)
+    assert "top 1%" in views["summary"] and views["files"] is not None  # files left as they are
+    # Other calibration windows: the result is gone and the views (and downloads) are cleared.
+    session = model.on_prune(session, **{**SETUP, "n_samples": 3}, **PRUNE)["session"]
+    assert session.why is None
+    views = why.on_render(session)
+    assert views["summary"] == why.PLACEHOLDER and views["files"] is None
+    assert views["scatter"] is None and views["weights"] is None
 
 
 def test_why_through_the_named_api(tmp_path):
@@ -60,7 +79,7 @@ def test_why_through_the_named_api(tmp_path):
         client = Client(url, verbose=False, download_files=False)
         client.predict(**SETUP, **PRUNE, api_name="/prune")
         outputs = client.predict(sparsity=0.5, ks=[1, 2], seeds=1, api_name="/why")
-    named = dict(zip(why.OUTPUTS, outputs))   # the tab's gr.State is not part of the API
+    named = dict(zip(why.OUTPUTS, outputs))   # the session (a gr.State) is not part of the API
     assert "top 1%" in named["summary"] and "Protocol:" in named["summary"]
     assert [row[0] for row in named["weights"]["data"]] == ["dense", "outlier", "outlier",
                                                             "random", "random"]

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ..analysis import ActivationReport, GenerationComparison, ScoreReport
+from ..analysis.why_run import WhyResult
 from ..config import CalibConfig, EvalConfig
 from ..pruning import prune_model
 from ..pruning.registry import get_method
@@ -130,6 +131,7 @@ class Session:
     ablation: pd.DataFrame | None = None
     sweep: pd.DataFrame | None = None
     generation: GenerationComparison | None = None
+    why: WhyResult | None = None                 # tab 7; dense model, same windows: kept on merge
 
     def same_setup(self, other: Session) -> bool:
         """Same model, calibration windows and perplexity protocol: runs compare side by side."""

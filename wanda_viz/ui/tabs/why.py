@@ -1,7 +1,8 @@
 """Tab 7, why it works: a teacher's walkthrough of the mechanism behind Wanda, in three steps.
 
 The model job is ``service.jobs.why_job``. It reuses the model, calibration windows and perplexity
-protocol of the session's last prune (tab 1) and keeps its result in the tab's own ``gr.State``.
+protocol of the session's last prune (tab 1) and keeps its result in the session (``Session.why``),
+so a prune with another model or other windows clears it, like every other analysis.
 Named API endpoint: /why (outputs: summary, figures, tables, protocols, files CSV / JSON).
 """
 from __future__ import annotations
@@ -15,9 +16,12 @@ from ...service.cache import new_download_dir
 from .. import texts
 from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
 
-__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "on_why", "on_layer", "on_preset"]
+__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "on_why", "on_render",
+           "on_layer", "on_preset"]
 
 TITLE, ID = "7. Why it works", "why"
+REFRESH_ON = ("session",)
+PLACEHOLDER = "*Run a prune in tab 1, then press the button above.*"
 ALL_LAYERS = "all layers"
 KS = [1, 2, 4, 8, 16]
 PRESETS = {  # name -> (sparsity, ks, random seeds)
@@ -31,7 +35,7 @@ OUTPUTS = ("summary", "layer", "scatter", "by_layer", "weights_fig", "weights", 
 
 def build(limits) -> dict:
     gr.Markdown(texts.WHY_TAB)
-    c = {"state": gr.State(None)}
+    c = {}
     with gr.Row():
         c["preset"] = gr.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset", scale=3)
         c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity of both masks")
@@ -39,7 +43,7 @@ def build(limits) -> dict:
         c["seeds"] = gr.Slider(1, 5, value=3, step=1, label="random seeds")
     c["run"] = gr.Button("Run the three steps", variant="primary")
     gr.Markdown("### 1. Where Wanda and magnitude disagree")
-    c["summary"] = gr.Markdown("*Run a prune in tab 1, then press the button above.*")
+    c["summary"] = gr.Markdown(PLACEHOLDER)
     c["layer"] = gr.Dropdown([ALL_LAYERS], value=ALL_LAYERS, label="Layer",
                              allow_custom_value=True)
     with gr.Row():
@@ -61,9 +65,14 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["preset"].change, on_preset, [c["preset"]], pick(c, "sparsity", "ks", "seeds"),
            **QUIET)
-    listen(c["run"].click, on_why, [ctx.session], pick(c, "state", *OUTPUTS), api_name="why",
-           inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), **LONG)
-    listen(c["layer"].change, on_layer, [c["state"], c["layer"]], pick(c, "scatter"), **QUIET)
+    listen(c["run"].click, on_why, [ctx.session], {"session": ctx.session, **pick(c, *OUTPUTS)},
+           api_name="why", inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), **LONG)
+    listen(c["layer"].change, on_layer, [ctx.session, c["layer"]], pick(c, "scatter"), **QUIET)
+
+
+def refresh(ctx: Context, trigger):
+    """After a prune: the session's result (kept for the same setup, else gone)."""
+    return listen(trigger, on_render, [ctx.session], pick(ctx.tabs[ID], *OUTPUTS), **QUIET)
 
 
 def on_preset(preset: str) -> dict:
@@ -100,14 +109,26 @@ def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity:
         raise gr.Error("steps 2 and 3 need an evaluation text: choose one in tab 1 and prune")
     if not ks:
         raise gr.Error("choose at least one k")
-    result = jobs.why_job(session.model, session.calib_ids, session.eval_spec,
-                          calibration=session.calibration, limits=get_limits(),
-                          sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
-                          seeds=tuple(range(int(seeds))))
+    session.why = jobs.why_job(session.model, session.calib_ids, session.eval_spec,
+                               calibration=session.calibration, limits=get_limits(),
+                               sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
+                               seeds=tuple(range(int(seeds))))
+    return {"session": session, **on_render(session), "files": _files(session.why)}
+
+
+def on_render(session: Session) -> dict:
+    """Every view of the session's result; empty views (and no files) when there is none.
+
+    The download files are written by ``on_why`` only: a refresh leaves them as they are.
+    """
+    result = session.why
+    if result is None:
+        return {**dict.fromkeys(OUTPUTS), "summary": PLACEHOLDER,
+                "layer": gr.Dropdown(choices=[ALL_LAYERS], value=ALL_LAYERS)}
     names = result.disagreement.layers["layer"]
     activations = result.activations
     return {
-        "state": result, "summary": _summary(result),
+        "summary": _summary(result),
         "layer": gr.Dropdown(choices=[ALL_LAYERS, *names[names != ALL_LAYERS]], value=ALL_LAYERS),
         "scatter": figures.plot_disagreement_vs_norm(result.disagreement),
         "by_layer": figures.plot_disagreement_by_layer(result.disagreement),
@@ -119,11 +140,12 @@ def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity:
         "activations": activations.table.round(4) if activations else None,
         "activations_protocol": f"**Protocol:** {activations.protocol()}" if activations
         else f"*{result.activation_note}*",
-        "files": _files(result)}
+        "files": gr.skip()}
 
 
-def on_layer(result: WhyResult | None, layer: str) -> dict:
-    """Redraw the disagreement scatter for one layer (or all) from the tab's state."""
+def on_layer(session: Session, layer: str) -> dict:
+    """Redraw the disagreement scatter for one layer (or all) from the session's result."""
+    result = session.why
     if result is None or not layer:
         return {"scatter": None}
     return {"scatter": figures.plot_disagreement_vs_norm(
