@@ -98,6 +98,12 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _wait_for_plots(page, 1)
     page.screenshot(path=str(shots / "6-generate.png"), full_page=True)
 
+    _open_tab(page, "7. Why it works")
+    _click(page, "Run the three steps")
+    _wait_for_plots(page, 3)  # disagreement vs norm, per layer, outlier vs random cuts
+    page.get_by_text("carry").first.wait_for()  # the summary of step 1
+    page.screenshot(path=str(shots / "7-why.png"), full_page=True)
+
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):
     box = page.get_by_label("Model", exact=True)
