@@ -91,17 +91,21 @@ def _layers(name: str) -> tuple[nn.Module, dict[str, nn.Module]]:
     return block, {f"{name}.0": block[0], f"{name}.1": block[1]}
 
 
-def test_pass_end_is_learned_from_a_whole_pass_and_checked():
+def test_pass_end_is_learned_from_a_whole_pass_and_checked(caplog):
     end = _StatsPassEnd(n_batches=2)
     block0, layers0 = _layers("blocks.0")
     assert end.layer(block0, "blocks.0", layers0) is None  # nothing learned: run whole
-    end.check(block0, "blocks.0", layers0, ["blocks.0.0", "blocks.0.1"] * 2, stopped=False)
+    assert end.check(block0, "blocks.0", layers0, ["blocks.0.0", "blocks.0.1"] * 2, stopped=False)
     block1, layers1 = _layers("blocks.1")
     assert end.layer(block1, "blocks.1", layers1) is layers1["blocks.1.1"]
-    end.check(block1, "blocks.1", layers1, ["blocks.1.0", "blocks.1.1"] * 2, stopped=True)
-    with pytest.raises(RuntimeError, match=r"blocks\.1\.0 did not run once per batch"):
-        end.check(block1, "blocks.1", layers1, ["blocks.1.1", "blocks.1.0", "blocks.1.1"],
-                  stopped=True)
+    assert end.check(block1, "blocks.1", layers1, ["blocks.1.0", "blocks.1.1"] * 2, stopped=True)
+    # A shortened pass that missed a layer: its statistics are incomplete, shortening stops.
+    assert not end.check(block1, "blocks.1", layers1,
+                         ["blocks.1.1", "blocks.1.0", "blocks.1.1"], stopped=True)
+    assert "blocks.1.0 did not run once per batch" in caplog.text
+    assert end.layer(block1, "blocks.1", layers1) is None
+    end.check(block0, "blocks.0", layers0, ["blocks.0.0", "blocks.0.1"] * 2, stopped=False)
+    assert end.learned is None  # never learned again
 
 
 def test_pass_end_is_not_used_for_other_blocks_or_repeated_layers():
@@ -115,6 +119,32 @@ def test_pass_end_is_not_used_for_other_blocks_or_repeated_layers():
     assert end.layer(other, "blocks.1", {"blocks.1.0": other[0], "blocks.1.1": other[1]}) is None
     renamed, _ = _layers("blocks.1")
     assert end.layer(renamed, "blocks.1", {"blocks.1.0": renamed[0]}) is None  # other layers
+
+
+def _skip_gate_in_block(model, index: int) -> None:
+    """Block ``index``'s MLP stops calling gate_proj: a call order the first block did not show."""
+    mlp = find_decoder_layers(model)[1][index].mlp
+    mlp.forward = lambda x: mlp.down_proj(mlp.act_fn(mlp.up_proj(x)))
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_a_pass_that_missed_a_layer_runs_again_whole(method, calib_ids, monkeypatch, caplog):
+    config = PruneConfig(method=method, batch_size=3)
+    short_model = make_tiny_model("llama", num_hidden_layers=3)
+    whole_model = make_tiny_model("llama", num_hidden_layers=3)
+    for model in (short_model, whole_model):
+        _skip_gate_in_block(model, 1)
+    short = prune_model(short_model, calib_ids, config)
+    assert "model.layers.1.mlp.gate_proj did not run once per batch" in caplog.text
+    original = pipeline.calibrate_blocks
+    monkeypatch.setattr(pipeline, "calibrate_blocks",
+                        lambda *a, **k: original(*a, **{**k, "dense_outputs": True}))
+    whole = prune_model(whole_model, calib_ids, config)
+    for (name, a), (_, b) in zip(short_model.state_dict().items(),
+                                 whole_model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    for name, norm in whole.input_sq_norm.items():
+        assert torch.equal(short.input_sq_norm[name], norm), name
 
 
 def test_no_hooks_left_when_a_shortened_pass_fails(calib_ids, monkeypatch):

@@ -121,8 +121,10 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
         call_log: list[str] = []
         with record_inputs(layers, make, share_inputs=share_inputs, call_log=call_log) as stats:
             run(stop_at=stop_at)
-        if pass_end:
-            pass_end.check(block, name, layers, call_log, stopped=stop_at is not None)
+        stopped = stop_at is not None
+        if pass_end and not pass_end.check(block, name, layers, call_log, stopped=stopped):
+            with record_inputs(layers, make, share_inputs=share_inputs) as stats:  # fresh stats
+                run()
         yield BlockStep(index, name, block, layers, stats, hidden, outputs,
                         index == len(blocks) - 1, run)
         if offload:
@@ -136,13 +138,15 @@ class _StatsPassEnd:
     Learned from the first block (its pass runs whole): when every prunable layer ran exactly
     once per batch, the one called last ends the passes of later blocks of the same class with
     the same layer names, right after its input is recorded. Each shortened pass is checked to
-    have called every layer once per batch, so a data-dependent order cannot silently leave a
-    layer without statistics. The first block's pass always runs whole.
+    have called every layer once per batch; if one did not (a data-dependent order, e.g. routed
+    experts), the block's pass is run again whole with fresh statistics and no later pass is
+    shortened, so no layer is ever left with partial statistics.
     """
 
     def __init__(self, n_batches: int):
         self.n_batches = n_batches
         self.learned: tuple[type, frozenset[str], str] | None = None  # class, layer names, last
+        self.disabled = False  # a shortened pass missed a layer: run every later pass whole
 
     @staticmethod
     def _relative(name: str, layers: dict[str, nn.Module]) -> frozenset[str]:
@@ -158,19 +162,22 @@ class _StatsPassEnd:
         return layers[f"{name}.{last}"]
 
     def check(self, block: nn.Module, name: str, layers: dict[str, nn.Module],
-              call_log: list[str], stopped: bool) -> None:
-        """After a pass: learn from a whole one; verify a shortened one called every layer."""
+              call_log: list[str], stopped: bool) -> bool:
+        """After a pass: learn from a whole one. False if a shortened one missed a layer: its
+        statistics are incomplete (run the pass again whole); passes are no longer shortened."""
         once = (len(call_log) == len(layers) * self.n_batches
                 and all(call_log.count(layer) == self.n_batches for layer in layers))
         if stopped and not once:
             missing = sorted(layer for layer in layers if call_log.count(layer) != self.n_batches)
-            raise RuntimeError(
-                f"{name}: the statistics pass ended early at its last prunable layer, but "
-                f"{', '.join(missing)} did not run once per batch before it (the block's call "
-                f"order depends on the data); calibrate with dense_outputs=True")
-        if not stopped and once and self.learned is None and layers:
+            logger.warning("%s: %s did not run once per batch before the statistics pass ended "
+                           "at the block's last prunable layer (a data-dependent order); running "
+                           "its pass again whole, and every later one", name, ", ".join(missing))
+            self.learned, self.disabled = None, True
+            return False
+        if not stopped and once and self.learned is None and layers and not self.disabled:
             self.learned = (type(block), self._relative(name, layers),
                             call_log[-1][len(name) + 1:])
+        return True
 
 
 def compute_keep_mask(scores: torch.Tensor, sparsity: float, config: PruneConfig) -> torch.Tensor:
