@@ -71,8 +71,13 @@ def test_shortened_pass_gives_the_same_statistics(family, calib_ids):
 def test_pruning_is_bit_identical_to_whole_passes(family, method, structure, calib_ids,
                                                   monkeypatch):
     config = PruneConfig(method=method, structure=structure, batch_size=3)
-    short_model = make_tiny_model(family, num_hidden_layers=3)
-    whole_model = make_tiny_model(family, num_hidden_layers=3)
+    _assert_same_as_whole_passes(make_tiny_model(family, num_hidden_layers=3),
+                                 make_tiny_model(family, num_hidden_layers=3), calib_ids, config,
+                                 monkeypatch)
+
+
+def _assert_same_as_whole_passes(short_model, whole_model, calib_ids, config, monkeypatch):
+    """prune_model as it is (shortened passes) and with whole passes: bit for bit the same."""
     short = prune_model(short_model, calib_ids, config)
     original = pipeline.calibrate_blocks
     monkeypatch.setattr(pipeline, "calibrate_blocks",
@@ -83,6 +88,7 @@ def test_pruning_is_bit_identical_to_whole_passes(family, method, structure, cal
         assert torch.equal(a, b), name
     for name, keep_mask in whole.keep_masks.items():
         assert torch.equal(short.keep_masks[name], keep_mask), name
+        assert torch.equal(short.input_sq_norm[name], whole.input_sq_norm[name]), name
     assert short.losses == whole.losses
 
 
@@ -121,30 +127,25 @@ def test_pass_end_is_not_used_for_other_blocks_or_repeated_layers():
     assert end.layer(renamed, "blocks.1", {"blocks.1.0": renamed[0]}) is None  # other layers
 
 
-def _skip_gate_in_block(model, index: int) -> None:
-    """Block ``index``'s MLP stops calling gate_proj: a call order the first block did not show."""
+def _call_gate_last_in_block(model, index: int) -> None:
+    """Block ``index``'s MLP calls gate_proj after down_proj (a call order block 0 did not show):
+    a pass ended at down_proj would leave gate_proj without statistics."""
     mlp = find_decoder_layers(model)[1][index].mlp
-    mlp.forward = lambda x: mlp.down_proj(mlp.act_fn(mlp.up_proj(x)))
+
+    def forward(x):
+        out = mlp.down_proj(mlp.act_fn(mlp.up_proj(x)))
+        return out + 0 * mlp.gate_proj(x)[..., :out.shape[-1]]
+    mlp.forward = forward
 
 
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 def test_a_pass_that_missed_a_layer_runs_again_whole(method, calib_ids, monkeypatch, caplog):
-    config = PruneConfig(method=method, batch_size=3)
-    short_model = make_tiny_model("llama", num_hidden_layers=3)
-    whole_model = make_tiny_model("llama", num_hidden_layers=3)
-    for model in (short_model, whole_model):
-        _skip_gate_in_block(model, 1)
-    short = prune_model(short_model, calib_ids, config)
+    models = [make_tiny_model("llama", num_hidden_layers=3) for _ in range(2)]
+    for model in models:
+        _call_gate_last_in_block(model, 1)
+    _assert_same_as_whole_passes(*models, calib_ids, PruneConfig(method=method, batch_size=3),
+                                 monkeypatch)
     assert "model.layers.1.mlp.gate_proj did not run once per batch" in caplog.text
-    original = pipeline.calibrate_blocks
-    monkeypatch.setattr(pipeline, "calibrate_blocks",
-                        lambda *a, **k: original(*a, **{**k, "dense_outputs": True}))
-    whole = prune_model(whole_model, calib_ids, config)
-    for (name, a), (_, b) in zip(short_model.state_dict().items(),
-                                 whole_model.state_dict().items(), strict=True):
-        assert torch.equal(a, b), name
-    for name, norm in whole.input_sq_norm.items():
-        assert torch.equal(short.input_sq_norm[name], norm), name
 
 
 def test_no_hooks_left_when_a_shortened_pass_fails(calib_ids, monkeypatch):
