@@ -63,12 +63,15 @@ def test_a_new_setup_clears_the_result_and_the_same_setup_keeps_it(app_env):
     assert session.why is result
     views = why.on_render(session)
     assert "top 1%" in views["summary"] and views["files"] is not None  # files left as they are
+    assert all(value == gr.skip() for value in why.on_refresh(session).values())  # not redrawn
     # Other calibration windows: the result is gone and the views (and downloads) are cleared.
     session = model.on_prune(session, **{**SETUP, "n_samples": 3}, **PRUNE)["session"]
     assert session.why is None
     views = why.on_render(session)
     assert views["summary"] == why.PLACEHOLDER and views["files"] is None
     assert views["scatter"] is None and views["weights"] is None
+    refreshed = why.on_refresh(session)
+    assert refreshed["summary"] == why.PLACEHOLDER and refreshed["files"] is None
 
 
 def test_why_through_the_named_api(tmp_path):

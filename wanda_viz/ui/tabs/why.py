@@ -17,7 +17,7 @@ from .. import texts
 from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "on_why", "on_render",
-           "on_layer", "on_preset"]
+           "on_refresh", "on_layer", "on_preset"]
 
 TITLE, ID = "7. Why it works", "why"
 REFRESH_ON = ("session",)
@@ -71,8 +71,14 @@ def wire(ctx: Context) -> None:
 
 
 def refresh(ctx: Context, trigger):
-    """After a prune: the session's result (kept for the same setup, else gone)."""
-    return listen(trigger, on_render, [ctx.session], pick(ctx.tabs[ID], *OUTPUTS), **QUIET)
+    """After a prune: clear the views if the result went with the old setup."""
+    return listen(trigger, on_refresh, [ctx.session], pick(ctx.tabs[ID], *OUTPUTS), **QUIET)
+
+
+def on_refresh(session: Session) -> dict:
+    """Empty views when the session has no result; else leave the shown ones as they are (the
+    same setup keeps the same result, so nothing is rebuilt or resent after every prune)."""
+    return on_render(session) if session.why is None else {name: gr.skip() for name in OUTPUTS}
 
 
 def on_preset(preset: str) -> dict:
