@@ -7,9 +7,10 @@ Wanda, per-layer for magnitude, 128-column blocks and 1% damping for SparseGPT.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-__all__ = ["PruneConfig", "CalibConfig", "EvalConfig", "parse_structure"]
+__all__ = ["PruneConfig", "CalibConfig", "EvalConfig", "parse_structure", "RiaSettings",
+           "DSnoTSettings", "REFINEMENTS"]
 
 
 def _method(name: str):
@@ -37,12 +38,65 @@ def parse_structure(structure: str) -> tuple[int, int] | None:
     return n, m
 
 
+# --- successor methods' own settings (issue 20; the registry will own these) -----------------
+
+REFINEMENTS = ("dsnot",)  # mask refinements that compose with a base method (PruneConfig.refine)
+DSNOT_SKIP_LAYERS = ("mlp", "self_attn", "no_skip")
+
+
+@dataclass(frozen=True)
+class RiaSettings:
+    """RIA's settings (biomedical-cybernetics/Relative-importance-and-activation-pruning main.py).
+
+    Attributes:
+        a: exponent of the activation factor ``sqrt(input_sq_norm)^a`` (``--a``, default 0.5).
+    Its ``--per_outneuron`` is ``PruneConfig.group="row"``; the default is one threshold per layer.
+    """
+
+    a: float = 0.5
+
+
+@dataclass(frozen=True)
+class DSnoTSettings:
+    """DSnoT's settings, defaults of zyxxmu/DSnoT main.py @ 4c029df.
+
+    Attributes:
+        max_cycle_time: prune-and-grow swaps per row at most.
+        update_threshold: a row stops once |its expected reconstruction error| <= this (absolute,
+            so it scales with the calibration seq_len: the error sums over tokens).
+        pow_of_var_regrowing: the growing criterion divides by var^this (0: no division).
+        skip_layer: "mlp" (default: MLP layers keep the initial mask), "self_attn" or "no_skip".
+        without_same_sign: True (the reference default; its argparse ``type=bool`` cannot turn it
+            off from the command line): unstructured swaps do not require the error to keep its
+            sign. The reference's N:M branch always requires it.
+    The reference's ``pow_of_var_pruning`` is parsed and logged but never used; it is not kept.
+    """
+
+    max_cycle_time: int = 50
+    update_threshold: float = 0.1
+    pow_of_var_regrowing: float = 1.0
+    skip_layer: str = "mlp"
+    without_same_sign: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_cycle_time < 0:
+            raise ValueError(f"dsnot max_cycle_time must be >= 0, got {self.max_cycle_time}")
+        if self.skip_layer not in DSNOT_SKIP_LAYERS:
+            raise ValueError(f"dsnot skip_layer must be one of {', '.join(DSNOT_SKIP_LAYERS)}, "
+                             f"got {self.skip_layer!r}")
+
+
+def _settings(value, cls):
+    """Accept the dataclass or its ``asdict`` form (``PruneConfig(**config.to_dict())``)."""
+    return cls(**value) if isinstance(value, dict) else value
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     """How to prune.
 
     Attributes:
-        method: "magnitude", "wanda" or "sparsegpt".
+        method: a registry name: "magnitude", "wanda", "sparsegpt", "ri" or "ria".
         sparsity: share of weights removed in every prunable layer, in [0, 1).
         structure: "unstructured" or "N:M" (prune N of every M consecutive inputs of a row).
         group: comparison group for magnitude/Wanda scores: "row" (per output), "layer" or
@@ -57,6 +111,9 @@ class PruneConfig:
             ``exec_device`` (the path for models larger than GPU memory).
         exec_device: device for block computation when offloading ("auto": CUDA if available).
         store_masks: keep every layer's boolean keep-mask (on CPU) in the result.
+        refine: a mask refinement applied on top of ``method``'s scores: "dsnot" (DSnoT,
+            per-row initial mask, no weight update) or None.
+        ria / dsnot: the settings of RIA and of the DSnoT refinement.
     """
 
     method: str = "wanda"
@@ -73,9 +130,15 @@ class PruneConfig:
     offload: bool = False
     exec_device: str = "auto"
     store_masks: bool = True
+    refine: str | None = None
+    ria: RiaSettings = field(default_factory=RiaSettings)
+    dsnot: DSnoTSettings = field(default_factory=DSnoTSettings)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ria", _settings(self.ria, RiaSettings))
+        object.__setattr__(self, "dsnot", _settings(self.dsnot, DSnoTSettings))
         method = _method(self.method)
+        self._check_refine()
         if not 0.0 <= float(self.sparsity) < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
         nm = parse_structure(self.structure)
@@ -99,27 +162,42 @@ class PruneConfig:
         if self.percdamp <= 0:
             raise ValueError(f"percdamp must be positive, got {self.percdamp}")
 
+    def _check_refine(self) -> None:
+        if self.refine is None:
+            return
+        if self.refine not in REFINEMENTS:
+            raise ValueError(f"refine must be one of {', '.join(REFINEMENTS)} or None, "
+                             f"got {self.refine!r}")
+        if self.group not in (None, "row") or self.wanda_variant:
+            raise ValueError("DSnoT refines a per-row initial mask: group must be 'row' (or "
+                             "unset) and the Wanda variant is not available")
+
     @property
     def nm(self) -> tuple[int, int] | None:
         return parse_structure(self.structure)
 
     @property
     def comparison_group(self) -> str:
-        """The group actually used: explicit ``group`` or the method's reference default."""
+        """The group actually used: explicit ``group``, per row under DSnoT (its initial mask),
+        else the method's reference default."""
+        if self.refine is not None:
+            return "row"
         return self.group or _method(self.method).default_group
 
     @property
     def needs_calibration(self) -> bool:
-        """OWL reads Wanda's input norms whatever the method."""
-        return _method(self.method).needs_calibration or self.owl
+        """OWL reads Wanda's input norms whatever the method; DSnoT reads input moments."""
+        return _method(self.method).needs_calibration or self.owl or self.refine is not None
 
     def label(self) -> str:
         """Short human label, e.g. ``"wanda 50% 2:4"``."""
         parts = [self.method, f"{self.sparsity:.0%}"]
         if self.nm:
             parts.append(self.structure)
-        if self.group and self.group != _method(self.method).default_group:
+        if self.group and self.group != _method(self.method).default_group and not self.refine:
             parts.append(f"per-{self.group}")
+        if self.refine:
+            parts.append(f"+{self.refine}")
         if self.wanda_variant:
             parts.append("variant")
         if self.owl:

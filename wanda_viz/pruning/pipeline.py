@@ -28,6 +28,7 @@ from ..stats import CalibrationStats
 from .masks import achieved_sparsity, apply_keep_mask, nm_keep_mask, topk_keep_mask, \
     wanda_variant_keep_mask
 from .owl import outlier_ratio, owl_block_sparsities
+from .refine import refine_shared_input_layers
 from .registry import STATS_HESSIAN, get_method
 from .scores import wanda_scores
 
@@ -82,12 +83,13 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
                      hessian: bool = False, offload: bool = False,
                      exec_device: str | torch.device = "auto", share_inputs: bool = True,
                      dense_outputs: bool = True, timings: dict | None = None,
-                     desc: str = "blocks") -> Iterator[BlockStep]:
+                     desc: str = "blocks", moments: bool = False) -> Iterator[BlockStep]:
     """Yield every decoder block with the statistics of its layers' inputs, in order.
 
     Args:
         calib_ids: (n_samples, seq_len) token ids.
         hessian: also accumulate SparseGPT's Hessian for every distinct layer input.
+        moments: also accumulate DSnoT's input moments (``stats.InputMomentStats``).
         offload: move each block to ``exec_device`` only while it is processed.
         share_inputs: one stats object per distinct input tensor (see ``record_inputs``).
         dense_outputs: False when the caller runs ``recompute_outputs()`` on every step but the
@@ -114,7 +116,7 @@ def calibrate_blocks(model: nn.Module, calib_ids: torch.Tensor, *, batch_size: i
         layers = find_prunable_layers(block, name)
         make = (lambda _n, layer: CalibrationStats(weight_matrix(layer).shape[1],
                                                    layer.weight.device, hessian=hessian,
-                                                   seq_len=hidden.shape[1]))
+                                                   seq_len=hidden.shape[1], moments=moments))
         run = functools.partial(_timed_run, block, hidden, captured, outputs, batch_size, device,
                                 timings)
         stop_at = pass_end.layer(block, name, layers) if pass_end else None
@@ -186,6 +188,9 @@ def compute_keep_mask(scores: torch.Tensor, sparsity: float, config: PruneConfig
         return nm_keep_mask(scores, *config.nm)
     if config.wanda_variant:
         return wanda_variant_keep_mask(scores, sparsity)[0]
+    layer_mask = get_method(config.method).layer_mask  # a method's own per-layer rule (RIA)
+    if config.comparison_group == "layer" and layer_mask is not None:
+        return layer_mask(scores, sparsity)
     return topk_keep_mask(scores, sparsity, config.comparison_group)
 
 
@@ -193,13 +198,15 @@ def compute_keep_mask(scores: torch.Tensor, sparsity: float, config: PruneConfig
 def prune_layer(layer: nn.Module, stats: CalibrationStats | None, sparsity: float,
                 config: PruneConfig) -> tuple[torch.Tensor, float | None]:
     """Prune one layer in place; returns (keep_mask (out, in) bool, SparseGPT loss or None)."""
+    if config.refine is not None:
+        raise ValueError("a refinement (DSnoT) needs the layer's name and block: use prune_model")
     weight = weight_matrix(layer)  # (out, in) view of the parameter
     method = get_method(config.method)
     if method.prune is not None:  # the method updates the kept weights too (SparseGPT)
         ((new_weight, keep_mask, loss),) = method.prune([weight], stats, sparsity, config)
         weight.copy_(new_weight.to(weight.dtype))
         return keep_mask, loss
-    scores = method.score(weight, stats, config.percdamp)
+    scores = method.scores(weight, stats, config)
     keep_mask = compute_keep_mask(scores, sparsity, config)
     apply_keep_mask(layer, keep_mask)
     return keep_mask, None
@@ -268,8 +275,9 @@ def prune_model(model: nn.Module, calib_ids: torch.Tensor | None = None,
     steps = (calibrate_blocks(model, calib_ids, batch_size=config.batch_size,
                               hessian=method.stats == STATS_HESSIAN, offload=config.offload,
                               exec_device=config.exec_device, dense_outputs=False,
-                              timings=timings, desc=f"pruning ({config.label()})")
-             if method.needs_calibration else _blocks_without_calibration(model))
+                              timings=timings, desc=f"pruning ({config.label()})",
+                              moments=config.refine is not None)
+             if method.needs_calibration or config.refine else _blocks_without_calibration(model))
     for step in steps:
         sparsity = block_targets[step.index] if block_targets else config.sparsity
         result.block_sparsity.append(sparsity)
@@ -318,7 +326,8 @@ def _prune_block(step: BlockStep, sparsity: float, config: PruneConfig, result: 
         stats = step.stats.get(group[0])
         device = layers[group[0]].weight.device
         start = time.perf_counter()
-        pruned = prune_shared_input_layers(layers, stats, sparsity, config)
+        pruned = (refine_shared_input_layers(layers, stats, sparsity, config, step.name)
+                  if config.refine else prune_shared_input_layers(layers, stats, sparsity, config))
         _sync(device)
         timings["prune_s"] += time.perf_counter() - start
         norm = stats.input_sq_norm.cpu() if stats is not None else None
