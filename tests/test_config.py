@@ -24,7 +24,8 @@ def test_parse_structure_errors(text, message):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(method="random"), r"method must be one of magnitude, wanda, sparsegpt, got 'random'"),
+    (dict(method="random"),
+     r"method must be one of magnitude, wanda, sparsegpt, ri, ria, got 'random'"),
     (dict(sparsity=1.0), r"sparsity must be in \[0, 1\), got 1.0"),
     (dict(sparsity=-0.1), r"sparsity must be in \[0, 1\)"),
     (dict(sparsity=0.3, structure="2:4"), r"2:4 requires sparsity == 2/4 = 0.5, got 0.3"),
