@@ -310,7 +310,8 @@ def prune_DSnoT(model, dataloader, args: Args, prune_n=0, prune_m=0, accumulate_
         for h in handles:
             h.remove()
         for name in subset:
-            weight_mask = dsnot_layer_mask(name, subset[name], wrapped[name], args, prune_n, prune_m)
+            weight_mask = dsnot_layer_mask(name, subset[name], wrapped[name], args, prune_n,
+                                           prune_m)
             subset[name].weight.data[weight_mask] = 0
             masks[f"{prefix}.{i}.{name}"] = weight_mask.cpu()
         ref._run_block(layer, inps, outs, kwargs, len(dataloader))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import PruneConfig
+from ..config import DSNOT_SKIP_LAYERS, REFINEMENTS, DSnoTSettings, PruneConfig, RiaSettings
 from ..data import check_source, get_eval_ids
 from ..evaluate import evaluate
 from ..files import check_writable, write_json_atomic
 from ..models import resolve_seq_len
 from ..pruning import prune_model
-from ..pruning.registry import GROUPS, METHOD_NAMES
+from ..pruning.registry import ALL_METHOD_NAMES, GROUPS
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
                      load_calibration, load_model_from_args)
 
@@ -19,15 +19,19 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("pruning")
-    group.add_argument("--method", default="wanda", choices=list(METHOD_NAMES))
+    group.add_argument("--method", default="wanda", choices=list(ALL_METHOD_NAMES),
+                       help="ri = RIA's relative importance alone, ria = RIA (Zhang et al., ICLR "
+                       "2024)")
     group.add_argument("--sparsity", type=float, default=0.5, help="share of weights removed")
     group.add_argument("--structure", default="unstructured",
                        help="unstructured or N:M such as 2:4, 4:8 (needs sparsity = N/M)")
     group.add_argument("--group", default=None, choices=list(GROUPS),
-                       help="comparison group (default: row for Wanda, layer for magnitude)")
+                       help="comparison group (default: row for Wanda, layer for magnitude "
+                       "and RIA; RIA's --per_outneuron is row)")
     group.add_argument("--wanda-variant", action="store_true",
                        help="Wanda appendix variant with alpha search")
     group.add_argument("--owl", action="store_true", help="OWL outlier-weighted block sparsity")
+    _add_successor_args(group)
     group.add_argument("--offload", action="store_true",
                        help="keep the model on CPU and move one block at a time to the GPU")
     add_calib_args(parser)
@@ -38,6 +42,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", default=None, help="write the result summary as JSON")
 
 
+def _add_successor_args(group) -> None:
+    ria, dsnot = RiaSettings(), DSnoTSettings()
+    group.add_argument("--ria-a", type=float, default=ria.a,
+                       help=f"RIA's activation exponent a ({ria.a})")
+    group.add_argument("--refine", default=None, choices=list(REFINEMENTS),
+                       help="refine the method's per-row mask with DSnoT (Zhang et al., ICLR "
+                       "2024); no weight update")
+    group.add_argument("--dsnot-max-cycles", type=int, default=dsnot.max_cycle_time,
+                       help=f"DSnoT prune-and-grow cycles per row ({dsnot.max_cycle_time})")
+    group.add_argument("--dsnot-threshold", type=float, default=dsnot.update_threshold,
+                       help=f"DSnoT stops a row at |error| <= this ({dsnot.update_threshold})")
+    group.add_argument("--dsnot-skip-layer", default=dsnot.skip_layer,
+                       choices=list(DSNOT_SKIP_LAYERS),
+                       help=f"layers DSnoT leaves at the initial mask ({dsnot.skip_layer})")
+
+
+def _prune_config(args) -> PruneConfig:
+    dsnot = DSnoTSettings(max_cycle_time=args.dsnot_max_cycles,
+                          update_threshold=args.dsnot_threshold, skip_layer=args.dsnot_skip_layer)
+    return PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
+                       group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
+                       batch_size=args.batch_size, offload=args.offload, refine=args.refine,
+                       ria=RiaSettings(a=args.ria_a), dsnot=dsnot)
+
+
 def run(args) -> int:
     """Prune one model; print achieved sparsity, timings and perplexity.
 
@@ -45,9 +74,7 @@ def run(args) -> int:
     output paths), and the pruned model is written before it is evaluated, so a late failure
     never throws away the pruning.
     """
-    config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
-                         group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
-                         batch_size=args.batch_size, offload=args.offload)
+    config = _prune_config(args)
     calib, evaluation = calib_config(args), eval_config(args)
     if config.needs_calibration:
         check_source(calib.source, calib.data_dir)
