@@ -1,5 +1,5 @@
-"""Pruning methods (magnitude, Wanda, SparseGPT; ``registry``), masks, OWL and the sequential
-pipeline."""
+"""Pruning methods (magnitude, Wanda, SparseGPT, RIA; ``registry``), masks, OWL, the DSnoT
+refinement and the sequential pipeline."""
 from .masks import (achieved_sparsity, apply_keep_mask, nm_keep_mask, topk_keep_mask,
                     wanda_variant_keep_mask)
 from .owl import outlier_ratio, owl_block_sparsities
