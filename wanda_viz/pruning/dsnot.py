@@ -160,9 +160,8 @@ def _refine_nm(prune: torch.Tensor, inputs: DSnoTInputs, metric: torch.Tensor, m
     for cycle in range(settings.max_cycle_time):
         if not bool(active.any()):
             break
-        side = (error > 0).long()
-        grow_at = grow_ptr.gather(1, side)
-        if bool(((grow_at < 0) | (grow_at >= columns)).any()):
+        grow_at = _pointer(grow_ptr, (error > 0).long(), columns)
+        if grow_at is None:
             return _stop(cycle, settings)
         grow_idx = grow_order.gather(1, grow_at)
         grow_val = metric.gather(1, grow_idx)
@@ -174,7 +173,6 @@ def _refine_nm(prune: torch.Tensor, inputs: DSnoTInputs, metric: torch.Tensor, m
                   & (abs(error) > settings.update_threshold))
         initial.scatter_(1, prune_idx, pruned_value)
         _swap(prune, active, error, prune_idx, prune_val, grow_idx, grow_val)
-        grow_ptr.scatter_(1, side, grow_at + 1 - 2 * side)  # officially after the swap
 
 
 def _initial_prune_mask(initial: torch.Tensor, sparsity: float, nm: tuple[int, int] | None,
