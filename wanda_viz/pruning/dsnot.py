@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import DSnoTSettings
+from .masks import lowest_k_mask
 
 __all__ = ["DSnoTInputs", "dsnot_keep_mask", "reorder_indices", "skips_refinement"]
 
@@ -68,16 +69,18 @@ def skips_refinement(relative_name: str, settings: DSnoTSettings) -> bool:
 
 
 def reorder_indices(values: torch.Tensor) -> torch.Tensor:
-    """Official ``return_reorder_indice`` with one sort: per row, the positions of the negative
-    values (ascending), then 0 for every zero (or NaN) value, then the positions of the positive
-    values (descending). values: (rows, L); returns int64 (rows, L)."""
-    length = values.shape[1]
-    position = torch.arange(length, device=values.device).expand_as(values)
-    key = torch.where(values < 0, position,
-                      torch.where(values > 0, 2 * length - position, length))
-    order = torch.sort(key, dim=1, stable=True)[1]
-    zero = ~((values < 0) | (values > 0)).gather(1, order)
-    return order.masked_fill(zero, 0)
+    """Official ``return_reorder_indice`` without its sorts: per row, the positions of the
+    negative values (ascending), then 0 for every zero (or NaN) value, then the positions of the
+    positive values (descending). values: (rows, L); returns int64 (rows, L)."""
+    rows, length = values.shape
+    negative, positive = values < 0, values > 0
+    # output slot: the k-th negative goes to k; a positive with c positives up to and including
+    # it goes to L - c (the last positive first); zeros to a spare column L, dropped below
+    slot = torch.where(negative, negative.cumsum(1) - 1,
+                       torch.where(positive, length - positive.cumsum(1), length))
+    position = torch.arange(length, device=values.device).expand(rows, length)
+    order = torch.zeros((rows, length + 1), dtype=torch.long, device=values.device)
+    return order.scatter_(1, slot, position)[:, :length]
 
 
 def _grow_metric(metric: torch.Tensor, prune: torch.Tensor, inputs: DSnoTInputs,
@@ -121,13 +124,24 @@ def _swap(prune, active, error, prune_idx, prune_val, grow_idx, grow_val) -> Non
     error -= torch.where(active, grow_val, torch.zeros_like(grow_val))
 
 
+def _kept_by_wanda(wanda: torch.Tensor, prune: torch.Tensor, n_kept: int) -> torch.Tensor:
+    """(rows, n_kept): each row's kept columns by ascending Wanda score, ties by column: the
+    official stable sort of all scores with the pruned ones set to inf, first n_kept, computed
+    on the kept half only (the same whenever kept scores are finite; else the full sort)."""
+    kept = (~prune).nonzero()[:, 1].reshape(prune.shape[0], n_kept)  # columns ascending
+    scores = wanda.gather(1, kept)
+    if not bool(torch.isfinite(scores).all()):
+        return torch.sort(wanda.masked_fill(prune, float("inf")), dim=1, stable=True)[1][
+            :, :n_kept]
+    return kept.gather(1, torch.sort(scores, dim=1, stable=True)[1])
+
+
 def _refine_unstructured(prune: torch.Tensor, inputs: DSnoTInputs, metric: torch.Tensor,
                          n_kept: int, settings: DSnoTSettings) -> None:
     rows, columns = prune.shape
     error, grow_order = _grow_metric(metric, prune, inputs, settings)
     init_sign = torch.sign(error)
-    wanda = inputs.wanda.masked_fill(prune, float("inf"))
-    kept_order = torch.sort(wanda, dim=1, stable=True)[1][:, :n_kept]  # least important first
+    kept_order = _kept_by_wanda(inputs.wanda, prune, n_kept)  # least important first
     prune_order = kept_order.gather(1, reorder_indices(metric.gather(1, kept_order)))
     grow_ptr = _new_pointers(rows, columns, prune.device)
     prune_ptr = _new_pointers(rows, n_kept, prune.device)
@@ -180,9 +194,8 @@ def _initial_prune_mask(initial: torch.Tensor, sparsity: float, nm: tuple[int, i
     """The official initial mask, True = pruned."""
     rows, columns = initial.shape
     prune = torch.zeros(initial.shape, dtype=torch.bool, device=initial.device)
-    if nm is None:
-        k = int(columns * sparsity)
-        return prune.scatter_(1, torch.sort(initial, dim=-1, stable=True)[1][:, :k], True)
+    if nm is None:  # the first k of a stable sort per row (lowest_k_mask: the same, faster)
+        return lowest_k_mask(initial, int(columns * sparsity), dim=1)
     n, m = nm
     grouped = initial.reshape(rows, columns // m, m)
     lowest = (torch.sort(grouped, dim=-1)[1] if refine  # the refined branch sorts ...
