@@ -83,25 +83,36 @@ def _table(frame) -> list[dict]:
 
 # -- adapters: the only place that knows the analysis signatures ----------------------------------
 
+def _runner(model, calib_ids, eval_ids, info, label, cache_dir, fingerprint=True):
+    from wanda_viz.config import EvalConfig
+    from wanda_viz.points import PointRunner, model_fingerprint, resolve_eval_setup
+    setup = resolve_eval_setup(model, EvalConfig(seq_len=128, max_windows=4), eval_ids=eval_ids,
+                               eval_label=label, calib_ids=calib_ids, calibration=info,
+                               fingerprint=model_fingerprint(model=model) if fingerprint else None,
+                               cache_dir=cache_dir)
+    return PointRunner(model, setup)
+
+
 def _run_sweep(model, calib_ids, eval_ids, info, label, cache_dir):
-    from wanda_viz.analysis import model_fingerprint, run_sweep
-    return run_sweep(model, calib_ids, eval_ids, fingerprint=model_fingerprint(model=model),
-                     methods=("magnitude", "wanda", "sparsegpt"), sparsities=(0.5, 0.6),
-                     structures=("unstructured", "2:4"), calibration=info, eval_label=label,
-                     seq_len=128, max_windows=4, cache_dir=cache_dir, show_progress=False)
+    from wanda_viz.analysis import SweepSpec, run_sweep
+    spec = SweepSpec(methods=("magnitude", "wanda", "sparsegpt"), sparsities=(0.5, 0.6),
+                     structures=("unstructured", "2:4"))
+    return run_sweep(_runner(model, calib_ids, eval_ids, info, label, cache_dir), spec,
+                     show_progress=False)
 
 
 def _run_ablation(model, calib_ids, eval_ids):
-    from wanda_viz.analysis import group_ablation
-    return group_ablation(model, calib_ids, eval_ids, 0.5, seq_len=128, max_windows=4)
+    from wanda_viz.analysis import AblationSpec, group_ablation
+    runner = _runner(model, calib_ids, eval_ids, None, "evaluation text", None, fingerprint=False)
+    return group_ablation(runner, AblationSpec(sparsity=0.5))
 
 
 def _run_why(model, tokenizer, calib_ids, eval_ids, info, label, cache_dir, thresholds):
-    from wanda_viz.analysis import model_fingerprint, run_why
-    return run_why(model, calib_ids, eval_ids, tokenizer=tokenizer, ks=(1, 4), seeds=(0, 1),
-                   fingerprint=model_fingerprint(model=model), calibration=info,
-                   eval_label=label, seq_len=128, max_windows=4, cache_dir=cache_dir,
-                   min_abs=thresholds[0], min_ratio=thresholds[1])
+    from wanda_viz.analysis import ActivationSpec, ChannelSpec, WhySpec, run_why
+    spec = WhySpec(channels=ChannelSpec(ks=(1, 4), seeds=(0, 1)),
+                   activations=ActivationSpec(*thresholds))
+    return run_why(_runner(model, calib_ids, eval_ids, info, label, cache_dir), spec,
+                   tokenizer=tokenizer)
 
 
 def _demo_entries() -> dict:

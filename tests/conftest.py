@@ -49,6 +49,26 @@ def calib_ids() -> torch.Tensor:
 
 
 @pytest.fixture
+def make_runner():
+    """Factory of point runners: ``make_runner(model, calib_ids, eval_ids, seq_len=16, ...)``.
+
+    Keywords: seq_len, max_windows (EvalConfig), calibration, fingerprint (None = no disk
+    cache), cache_dir, model_for_point, dense, cancel.
+    """
+    from wanda_viz.config import EvalConfig
+    from wanda_viz.points import PointRunner, resolve_eval_setup
+
+    def make(model, calib_ids, eval_ids, *, seq_len=16, max_windows=None, calibration=None,
+             fingerprint=None, cache_dir=None, **runner_kwargs):
+        setup = resolve_eval_setup(model, EvalConfig(seq_len=seq_len, max_windows=max_windows),
+                                   eval_ids=eval_ids, calib_ids=calib_ids,
+                                   calibration=calibration, fingerprint=fingerprint,
+                                   cache_dir=cache_dir)
+        return PointRunner(model, setup, **runner_kwargs)
+    return make
+
+
+@pytest.fixture
 def data_dir() -> Path:
     """The shared data folder ($WANDA_VIZ_DATA or ../shared/data); skips if absent."""
     path = Path(os.environ.get("WANDA_VIZ_DATA", SHARED_DATA))

@@ -55,7 +55,7 @@ def save_tiny_model(path: Path, family: str = "llama", seed: int = 0) -> Path:
 
 
 def prunable_zero_count(model: torch.nn.Module) -> int:
-    from wanda_viz.models import find_decoder_layers, find_prunable_layers, weight_matrix
+    from wanda_viz.layers import find_decoder_layers, find_prunable_layers, weight_matrix
     prefix, blocks = find_decoder_layers(model)
     return sum(int((weight_matrix(layer) == 0).sum())
                for layer in find_prunable_layers(blocks, prefix).values())

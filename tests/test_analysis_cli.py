@@ -106,7 +106,7 @@ def test_outliers_command_prints_tables(saved_model, text_files, tmp_path, capsy
 
 @pytest.mark.slow
 def test_commands_on_the_demo_model(data_dir, tmp_path, capsys):
-    from wanda_viz.models import DEMO_MODEL_DIR
+    from wanda_viz.loading import DEMO_MODEL_DIR
 
     if not (DEMO_MODEL_DIR / "config.json").is_file():
         pytest.skip("the embedded demo model is not built yet")

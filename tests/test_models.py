@@ -13,9 +13,10 @@ from transformers.pytorch_utils import Conv1D
 
 from conftest import make_tiny_model
 from helpers import make_tokenizer, save_tiny_model
-from wanda_viz.models import (WeightBackup, count_prunable_params, find_decoder_layers,
-                              find_prunable_layers, load_model, model_context_length,
-                              resolve_device, resolve_dtype, resolve_seq_len, weight_matrix)
+from wanda_viz.layers import (WeightBackup, count_prunable_params, find_decoder_layers,
+                              find_prunable_layers, model_context_length, resolve_device,
+                              resolve_seq_len, weight_matrix)
+from wanda_viz.loading import load_model, resolve_dtype
 
 LLAMA_LIKE = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]

@@ -9,7 +9,7 @@ import torch
 
 from conftest import make_tiny_model
 from wanda_viz.config import PruneConfig
-from wanda_viz.models import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
+from wanda_viz.layers import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
 from wanda_viz.pruning import prune_model
 from wanda_viz.service.session import RunRecord, Session
 from wanda_viz.service.weights_store import UPDATED_WEIGHTS, UpdatedWeightsStore, values_nbytes

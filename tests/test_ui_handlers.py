@@ -87,7 +87,7 @@ def _prune(session=None, **changes) -> dict:
 
 
 def _dense_weights():
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     from wanda_viz.service.cache import MODELS
     (entry,) = MODELS._models.values()
     return WeightBackup(entry.model).weights
@@ -109,7 +109,7 @@ def test_build_demo_loads_no_model_and_names_endpoints(app_env):
 # -- the default flow ------------------------------------------------------------------------------
 
 def test_prune_fills_every_view_and_keeps_the_cached_model_dense(app_env):
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import generate, outliers, scores
     out = _prune()

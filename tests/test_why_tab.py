@@ -22,7 +22,7 @@ def test_why_needs_a_prune_first(app_env):
 
 
 def test_three_steps_after_a_prune(app_env):
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     from wanda_viz.service import Session
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import model, why

@@ -10,9 +10,11 @@ from .data import (DataUnavailableError, get_calibration_ids, get_eval_ids, load
                    resolve_data_dir, sample_calibration_windows, tokenize_text)
 from .evaluate import GenerationResult, evaluate, generate_text, perplexity
 from .gguf import REAL_MODEL
-from .models import (DEMO_MODEL_DIR, WeightBackup, find_decoder_layers, find_prunable_layers,
-                     load_model, resolve_seq_len, weight_matrix)
-from .pruning import calibrate_blocks, prune_model
+from .layers import (WeightBackup, find_decoder_layers, find_prunable_layers, resolve_seq_len,
+                     weight_matrix)
+from .loading import DEMO_MODEL_DIR, load_model
+from .pruning import prune_model
+from .sequential import calibrate_blocks
 from .result import PruneResult
 
 __all__ = [

@@ -29,7 +29,8 @@ from torch import nn
 from ..data import get_eval_ids
 from ..gguf import REAL_MODEL
 from ..hub import hub_reachable
-from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
+from ..layers import WeightBackup, model_device
+from ..loading import DEMO_MODEL_DIR, load_model
 from .fairlock import FairLock
 from .limits import EMBEDDED, Limits, default_model
 
