@@ -1,6 +1,8 @@
-"""Shared fixtures: tiny random models (``wanda_viz.testing``), calibration ids, the data folder.
+"""Shared fixtures: tiny random models (``wanda_viz.testing``), calibration ids, the data folder,
+point runners, and the dashboard's tiny checkpoint and environment (``tiny_assets``, ``app_env``).
 
-Model factories are function-scoped so pruning cannot leak from one test into another.
+Model factories are function-scoped so pruning cannot leak from one test into another. Plain
+helper functions live in helpers.py; no test module is imported by another.
 """
 from __future__ import annotations
 
@@ -66,6 +68,28 @@ def make_runner():
                                    cache_dir=cache_dir)
         return PointRunner(model, setup, **runner_kwargs)
     return make
+
+
+@pytest.fixture(scope="module")
+def tiny_assets(tmp_path_factory) -> tuple[Path, Path]:
+    """The dashboard tests' checkpoint and data folder, written once per module."""
+    from helpers import save_ui_checkpoint, write_tiny_data
+    root = tmp_path_factory.mktemp("ui")
+    return save_ui_checkpoint(root / "model"), write_tiny_data(root / "data")
+
+
+@pytest.fixture
+def app_env(tiny_assets, monkeypatch, tmp_path):
+    """Point the app at the tiny checkpoint and data; start every test with an empty cache."""
+    from wanda_viz.service.cache import MODELS
+    model_dir, data_dir = tiny_assets
+    monkeypatch.setenv("WANDA_VIZ_MODEL", str(model_dir))
+    monkeypatch.setenv("WANDA_VIZ_DATA", str(data_dir))
+    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(tmp_path / "sweeps"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    MODELS.clear()
+    yield model_dir
+    MODELS.clear()
 
 
 @pytest.fixture

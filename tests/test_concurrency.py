@@ -1,6 +1,6 @@
 """Long jobs yield the shared model between points; the sweep size cap; queue groups and waits.
 
-On the tiny checkpoint of test_ui_handlers (fixtures imported from there). Threads are ordered
+On the tiny checkpoint of conftest.py's app_env. Threads are ordered
 with events and ``FairLock.wait_for_waiters``, never with sleeps.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 import pytest
 import torch
 
-from test_ui_handlers import SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import SETUP
 
 TIMEOUT = 60.0
 SWEEP = dict(methods=("magnitude", "wanda"), sparsities=(0.3, 0.5), structures=("unstructured",))
@@ -131,15 +131,30 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
     assert MODELS.loaded() == []  # refused before the model was even loaded
 
 
+def _point_runner_jobs() -> set[str]:
+    """Endpoints whose job runs on a PointRunner (model per point), read from service/jobs.py."""
+    import ast
+    import inspect
+
+    from wanda_viz.service import jobs
+    tree = ast.parse(inspect.getsource(jobs))
+    return {node.name.removesuffix("_job") for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("_job")
+            and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_point_runner"
+                    for n in ast.walk(node))}
+
+
 def test_long_jobs_have_their_own_queue_and_show_progress(app_env):
+    from helpers import documented_endpoints
     from wanda_viz.ui import build_demo
     demo = build_demo()
-    events = {fn.api_name: fn for fn in demo.fns.values()
-              if fn.api_name in ("sweep", "ablation", "prune", "preset", "outliers", "scores",
-                                 "generate")}
-    assert len(events) == 7
+    named = {name.lstrip("/") for name in demo.get_api_info()["named_endpoints"]}
+    events = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in named}
+    assert {f"/{name}" for name in events} == documented_endpoints()
+    long_jobs = _point_runner_jobs()
+    assert {"sweep", "ablation", "why"} <= long_jobs  # the reading itself works
     for name, fn in events.items():
-        group = "long" if name in ("sweep", "ablation") else "gpu"
+        group = "long" if name in long_jobs else "gpu"
         assert (fn.concurrency_id, fn.concurrency_limit) == (group, 1), name
         assert fn.show_progress != "hidden", name  # Gradio shows the queue position
         assert fn.tracks_progress, name  # the handler's gr.Progress reaches the browser

@@ -110,3 +110,11 @@ def test_registry_imports_no_config_and_no_data():
                                                                           "pipeline"}
     source = (PACKAGE / "pruning" / "config.py").read_text(encoding="utf-8")
     assert "import" not in "".join(line for line in source.splitlines() if line.startswith(" "))
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in conftest.py and helpers in helpers.py / why_planted.py: a test
+    module imported by another would run its tests twice and hide its fixtures' origin."""
+    tests = Path(__file__).resolve().parent
+    for path in tests.glob("*.py"):
+        assert not {root for root in imported_roots(path) if root.startswith("test_")}, path

@@ -14,8 +14,9 @@ from wanda_viz.config import PruneConfig
 from wanda_viz.evaluate import perplexity
 from wanda_viz.layers import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
 from wanda_viz.pruning import outlier_ratio, owl_block_sparsities, prune_model
+from wanda_viz.pruning.registry import METHOD_NAMES
 
-METHODS = ["magnitude", "wanda", "sparsegpt"]
+METHODS = list(METHOD_NAMES)  # every registered method
 FAMILIES = list(TINY_CONFIGS)
 
 
@@ -25,7 +26,7 @@ def _prunable(model) -> dict[str, torch.nn.Module]:
 
 
 def _assert_exact(result, model, config: PruneConfig) -> None:
-    """Every layer's mask has the exact count its method and structure prescribe."""
+    """Every layer's mask has the exact count its comparison group and structure prescribe."""
     layers = _prunable(model)
     assert result.keep_masks.keys() == layers.keys()
     for name, layer in layers.items():
@@ -39,11 +40,14 @@ def _assert_exact(result, model, config: PruneConfig) -> None:
             n, m = config.nm
             groups = (~keep_mask).reshape(rows, columns // m, m).sum(dim=-1)
             assert (groups == n).all(), name
-        elif config.method == "wanda":
+        elif config.comparison_group == "row":
             assert ((~keep_mask).sum(dim=1) == int(columns * config.sparsity)).all(), name
-        elif config.method == "magnitude":
+        elif config.comparison_group == "input":
+            assert ((~keep_mask).sum(dim=0) == int(rows * config.sparsity)).all(), name
+        elif config.comparison_group == "layer":
             assert int((~keep_mask).sum()) == int(rows * columns * config.sparsity), name
-        else:  # SparseGPT: one threshold per column block (its settings.block_size)
+        else:  # "block" (SparseGPT): one threshold per column block of settings.block_size
+            assert config.comparison_group == "block", config.comparison_group
             for block in keep_mask.split(config.settings.block_size, dim=1):
                 assert int((~block).sum()) == int(block.numel() * config.sparsity), name
         assert result.layer_sparsity[name] == pytest.approx(1 - keep_mask.float().mean().item())

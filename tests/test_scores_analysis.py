@@ -12,6 +12,7 @@ from wanda_viz.analysis import (analyze_layer_scores, collect_layer_stats, compu
                                 spearman_correlation)
 from wanda_viz.layers import weight_matrix
 from wanda_viz.pruning import sparsegpt_saliency
+from wanda_viz.pruning.registry import METHOD_NAMES
 from wanda_viz.sequential import calibrate_blocks
 from wanda_viz.stats import CalibrationStats
 
@@ -78,7 +79,7 @@ def test_analyze_layer_scores_on_tiny_llama(calib_ids):
     model = make_tiny_model("llama")
     report = analyze_layer_scores(model, calib_ids, LAYER, 0.5)
     assert report.shape == (32, 64)
-    assert set(report.scores) == {"magnitude", "wanda", "sparsegpt"}
+    assert set(report.scores) == set(METHOD_NAMES)
     assert report.groups == {"magnitude": "layer", "wanda": "row", "sparsegpt": "block"}
     assert len(report.thresholds["wanda"]["values"]) == 32  # one per output row
     for keep in report.keep_masks.values():

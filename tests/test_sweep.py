@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 from conftest import make_tiny_model
-from test_analysis_cli import make_saved_llama
+from helpers import save_sentence_llama
 
 import wanda_viz.points.changes as changes_module
 from wanda_viz.analysis import SweepSpec, run_sweep, sweep_points
@@ -97,7 +97,7 @@ def test_other_seed_misses_calibrated_points_only(tmp_path, prune_calls):
 
 
 def test_other_weights_miss_everything(tmp_path, prune_calls):
-    folders = [make_saved_llama(tmp_path / f"m{seed}", seed=seed) for seed in (0, 1)]
+    folders = [save_sentence_llama(tmp_path / f"m{seed}", seed=seed) for seed in (0, 1)]
     fingerprints = [model_fingerprint(f, cache_dir=tmp_path / "cache") for f in folders]
     assert fingerprints[0]["fingerprint"] != fingerprints[1]["fingerprint"]
     model = make_tiny_model("llama")  # the same model object: only the fingerprint differs

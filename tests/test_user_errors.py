@@ -11,7 +11,7 @@ import random
 import gradio as gr
 import pytest
 
-from test_ui_handlers import PRUNE, SETUP, _prune, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import PRUNE, SETUP, prune_with_ui as _prune
 from wanda_viz.analysis.scores import check_prunable_layer
 from wanda_viz.service.cache import check_model_allowed, resolve_model_source
 from wanda_viz.service.limits import get_limits
