@@ -168,3 +168,14 @@ def test_unknown_refinement_and_settings_without_one_are_refused(refinements):
         PruneConfig(refine="dsn")
     with pytest.raises(ValueError, match="refine_settings given without refine"):
         PruneConfig(refine_settings=FlipSettings())
+
+
+def test_settings_from_the_command_line_are_validated_by_the_registry(tmp_path, capsys):
+    from wanda_viz.cli import main
+    from wanda_viz.cli.common import settings_arg
+    assert settings_arg("percdamp=0.05,block_size=64", "--settings") == {"percdamp": 0.05,
+                                                                         "block_size": 64}
+    with pytest.raises(ValueError, match="sparsegpt has no setting alpha .*block_size, percdamp"):
+        PruneConfig(method="sparsegpt", settings={"alpha": 1})
+    assert main(["prune", "--method", "wanda", "--settings", "a=1"]) == 2
+    assert "wanda has no setting a (its settings: none)" in capsys.readouterr().err

@@ -3,7 +3,9 @@
 Data flow (each arrow one public function):
     load_model -> get_calibration_ids -> prune_model (sequential block-by-block statistics ->
     scores -> keep-masks -> weight update) -> evaluate / generate_text -> figures.
-Methods are entries of ``pruning.registry``; ``service`` runs jobs for the dashboard (``ui``).
+Methods are entries of ``pruning.registry``; every analysis that evaluates a changed model runs
+on the point runner (``points``); ``service`` runs jobs for the dashboard (``ui``).
+docs/ARCHITECTURE.md describes the registry, the point runner and the sequential protocol.
 """
 from .config import CalibConfig, EvalConfig, PruneConfig, parse_structure
 from .data import (DataUnavailableError, get_calibration_ids, get_eval_ids, load_wikitext2_text,

@@ -13,6 +13,7 @@ the pruned sets at a sparsity, each method in its own reference comparison group
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -22,7 +23,7 @@ from torch import nn
 from ..calibration import record_inputs, stop_forward_at
 from ..layers import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
 from ..pruning.masks import block_keep_mask, topk_keep_mask
-from ..pruning.registry import METHOD_NAMES, get_method, needs_calibration, needs_hessian
+from ..pruning.registry import METHOD_NAMES, get_method
 from ..stats import CalibrationStats
 
 __all__ = [
@@ -61,14 +62,16 @@ class ScoreReport:
 
 @torch.no_grad()
 def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: str, *,
-                        hessian: bool = True, batch_size: int = 8) -> CalibrationStats:
-    """Input statistics (Wanda norm and optionally the Hessian) of ONE layer of the dense model.
+                        statistics: Collection[str] = ("hessian",),
+                        batch_size: int = 8) -> CalibrationStats:
+    """Input statistics (the Wanda norm and ``statistics``) of ONE layer of the dense model.
 
     Args:
         layer_name: qualified name, e.g. "model.layers.0.mlp.down_proj".
         calib_ids: (n_samples, seq_len) token ids.
+        statistics: ``stats.STATISTICS`` names besides the norm (default: the Hessian).
     Returns:
-        CalibrationStats with ``input_sq_norm`` (in,) and ``hessian`` (in, in) float32.
+        CalibrationStats with ``input_sq_norm`` (in,) and the asked statistics (float32).
     """
     modules = dict(model.named_modules())
     if layer_name not in modules:
@@ -76,7 +79,6 @@ def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: s
     layer = modules[layer_name]
     in_features = weight_matrix(layer).shape[1]
     device = model_device(model)
-    statistics = ("hessian",) if hessian else ()
     make = (lambda _n, lyr: CalibrationStats(in_features, lyr.weight.device,
                                              statistics=statistics, seq_len=calib_ids.shape[1]))
     # End each forward pass at the layer, once its input is recorded (the pre-hook registered
@@ -239,8 +241,9 @@ def analyze_layer_scores(model: nn.Module, calib_ids: torch.Tensor, layer_name: 
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     check_prunable_layer(model, layer_name)
-    stats = (collect_layer_stats(model, calib_ids, layer_name, hessian=needs_hessian(methods),
-                                 batch_size=batch_size) if needs_calibration(methods) else None)
+    needed = tuple(dict.fromkeys(s for m in methods for s in get_method(m).stats))
+    stats = (collect_layer_stats(model, calib_ids, layer_name, statistics=needed,
+                                 batch_size=batch_size) if needed else None)
     weight = weight_matrix(dict(model.named_modules())[layer_name])
     own = method_settings(methods, settings)
     scores = compute_layer_scores(weight, stats, methods, own)

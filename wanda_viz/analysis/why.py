@@ -156,7 +156,7 @@ def layer_disagreement(model: nn.Module, calib_ids: torch.Tensor, layer_name: st
                        model_name: str | None = None) -> DisagreementReport:
     """Disagreement for one prunable layer; its input norms from one hook on the dense model."""
     _check_sparsity(sparsity)
-    stats = collect_layer_stats(model, calib_ids, layer_name, hessian=False,
+    stats = collect_layer_stats(model, calib_ids, layer_name, statistics=(),
                                 batch_size=batch_size)
     weight = weight_matrix(dict(model.named_modules())[layer_name])
     channels = channel_disagreement(weight, stats.input_sq_norm, sparsity, layer=layer_name,

@@ -6,6 +6,7 @@ line offers exactly what the library accepts.
 from __future__ import annotations
 
 import argparse
+import ast
 
 import torch
 
@@ -18,7 +19,8 @@ from ..loading import DEMO_MODEL_DIR, load_model
 from ..points import PointRunner, model_fingerprint, resolve_eval_setup
 
 __all__ = ["add_model_args", "add_calib_args", "add_eval_args", "load_model_from_args",
-           "calib_config", "eval_config", "load_calibration", "point_runner", "csv_list"]
+           "calib_config", "eval_config", "load_calibration", "point_runner", "csv_list",
+           "settings_arg"]
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +71,23 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
 
 def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def settings_arg(text: str | None, option: str) -> dict | None:
+    """``"percdamp=0.05,block_size=64"`` -> {"percdamp": 0.05, "block_size": 64} (Python literals;
+    other values stay strings); None when not given. The registry's dataclass validates them."""
+    if not text:
+        return None
+    settings = {}
+    for part in csv_list(text):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} takes key=value pairs such as percdamp=0.05, got {part!r}")
+        try:
+            settings[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            settings[key.strip()] = value.strip()
+    return settings
 
 
 def load_model_from_args(args):

@@ -10,7 +10,7 @@ from ..files import check_writable, write_json_atomic
 from ..pruning import prune_model
 from ..pruning.registry import GROUPS, METHOD_NAMES, REFINEMENTS
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
-                     load_calibration, load_model_from_args)
+                     load_calibration, load_model_from_args, settings_arg)
 
 __all__ = ["add_arguments", "run"]
 
@@ -19,9 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("pruning")
     group.add_argument("--method", default="wanda", choices=list(METHOD_NAMES))
+    group.add_argument("--settings", default=None,
+                       help="the method's own settings as key=value pairs, e.g. "
+                       "percdamp=0.05,block_size=64 for sparsegpt (default: its registry defaults)")
     group.add_argument("--refine", default=None,
                        help="refine the method's masks (registered: "
                        f"{', '.join(REFINEMENTS) or 'none yet'})")
+    group.add_argument("--refine-settings", default=None,
+                       help="the refinement's settings as key=value pairs")
     group.add_argument("--sparsity", type=float, default=0.5, help="share of weights removed")
     group.add_argument("--structure", default="unstructured",
                        help="unstructured or N:M such as 2:4, 4:8 (needs sparsity = N/M)")
@@ -48,7 +53,9 @@ def run(args) -> int:
     never throws away the pruning.
     """
     config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
-                         group=args.group, refine=args.refine,
+                         group=args.group, settings=settings_arg(args.settings, "--settings"),
+                         refine=args.refine,
+                         refine_settings=settings_arg(args.refine_settings, "--refine-settings"),
                          wanda_variant=args.wanda_variant, owl=args.owl,
                          batch_size=args.batch_size, offload=args.offload)
     calib, evaluation = calib_config(args), eval_config(args)

@@ -8,7 +8,7 @@ blocks and 1% damping (``SparseGPTSettings``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 
 from .registry import (GROUPS, MethodSpec, RefinementSpec, get_method, get_refinement,
                        settings_dict)
@@ -35,6 +35,11 @@ def _resolve_settings(kind: type, value, owner: str):
     if value is None:
         return kind()
     if isinstance(value, dict):
+        known = [f.name for f in fields(kind)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"{owner} has no setting {', '.join(unknown)} (its settings: "
+                             f"{', '.join(known) or 'none'})")
         return kind(**value)
     if not (is_dataclass(value) and isinstance(value, kind)):
         raise ValueError(f"settings of {owner} must be a {kind.__name__}, got {value!r}")
