@@ -179,3 +179,18 @@ def test_settings_from_the_command_line_are_validated_by_the_registry(tmp_path, 
         PruneConfig(method="sparsegpt", settings={"alpha": 1})
     assert main(["prune", "--method", "wanda", "--settings", "a=1"]) == 2
     assert "wanda has no setting a (its settings: none)" in capsys.readouterr().err
+
+
+def test_the_dashboard_cites_every_method_and_refinement(refinements):
+    from wanda_viz.figures import METHOD_COLORS
+    from wanda_viz.figures._style import method_color, method_dash
+    from wanda_viz.ui.texts import method_notes
+    notes = method_notes()
+    for name in METHOD_NAMES:
+        spec = get_method(name)
+        assert f"**{spec.label}** (`{name}`)" in notes and spec.citation in notes
+        assert METHOD_COLORS[name] == spec.color
+    assert "refinement **flip** (`--refine flip`" in notes
+    assert method_color("wanda+flip") == get_method("wanda").color
+    assert method_dash("wanda+flip") == "dash" and method_dash("wanda") == "solid"
+    assert "per 128-column block" in notes  # SparseGPT's group width, from its settings

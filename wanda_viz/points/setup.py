@@ -28,9 +28,10 @@ def library_version() -> str:
     return __version__
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalSetup:
-    """Everything a point is evaluated against (tensors on CPU, shared by every point).
+    """Everything a point is evaluated against (tensors on CPU, shared by every point; compared
+    by identity, since tensors have no single truth value).
 
     Attributes:
         eval_ids: (1, n_tokens) evaluation text, or None for metrics that bring their own data.

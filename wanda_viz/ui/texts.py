@@ -15,11 +15,17 @@ def method_notes() -> str:
     """One line per method (label, score formula, default comparison group, paper) and per
     refinement, as Markdown."""
     lines = [f"- **{spec.label}** (`{name}`): score `{spec.formula}`, compared per "
-             f"{spec.default_group} by default; {spec.citation}"
-             for name, spec in METHODS.items()]
+             f"{_group(spec)} by default; {spec.citation}" for name, spec in METHODS.items()]
     lines += [f"- refinement **{spec.label}** (`--refine {name}`, on top of any method): "
               f"{spec.citation}" for name, spec in REFINEMENTS.items()]
     return "**Methods.**\n" + "\n".join(lines)
+
+
+def _group(spec) -> str:
+    """"row", or "128-column block" where the width is one of the method's settings."""
+    width = getattr(spec.settings(), "block_size", None)
+    return f"{width}-column block" if spec.default_group == "block" and width else \
+        spec.default_group
 
 INTRO = """# wanda-viz: why can half of an LLM's weights be removed?
 Prune a causal language model with **magnitude**, **Wanda** (|W| x input-activation norm, compared
