@@ -12,11 +12,11 @@ from torch import nn
 import dsnot_oracle as oracle
 import reference_impl as ref
 from helpers import make_tokenizer, random_text
-from wanda_viz.config import DSnoTSettings, PruneConfig
+from wanda_viz.config import PruneConfig
 from wanda_viz.data import get_calibration_ids
 from wanda_viz.pruning import prune_layer, prune_model
-from wanda_viz.pruning.dsnot import (DSnoTInputs, dsnot_keep_mask, reorder_indices,
-                                     skips_refinement)
+from wanda_viz.pruning.dsnot import (DSnoTInputs, DSnoTSettings, block_relative_name,
+                                     dsnot_keep_mask, reorder_indices, skips_refinement)
 from wanda_viz.pruning.sparsegpt import sparsegpt_saliency
 from wanda_viz.stats import CalibrationStats, InputMomentStats
 from wanda_viz.testing import make_tiny_model
@@ -72,8 +72,9 @@ def test_moments_equal_the_official_wrapper_bit_for_bit():
 
 
 def test_moments_only_when_asked():
-    assert CalibrationStats(8, "cpu").moments is None
-    assert CalibrationStats(8, "cpu", moments=True).moments is not None
+    assert CalibrationStats(8, "cpu").get("input_moments") is None
+    moments = CalibrationStats(8, "cpu", statistics=("input_moments",)).get("input_moments")
+    assert isinstance(moments, InputMomentStats)
 
 
 def test_reorder_indices_equal_the_official_function():
@@ -126,18 +127,52 @@ def test_skip_layer_rule(name, skip, expected):
     assert skips_refinement(name, DSnoTSettings(skip_layer=skip)) is expected
 
 
+@pytest.mark.parametrize("name,relative", [
+    ("model.layers.3.mlp.up_proj", "mlp.up_proj"), ("transformer.h.11.attn.c_attn", "attn.c_attn"),
+    ("model.decoder.layers.0.fc1", "fc1"), ("lm_head", "lm_head")])
+def test_block_relative_name(name, relative):
+    assert block_relative_name(name) == relative
+
+
 def test_config_rules():
     config = PruneConfig(method="sparsegpt", refine="dsnot")
-    assert config.comparison_group == "row" and config.label() == "sparsegpt 50% +dsnot"
+    assert config.label() == "sparsegpt+dsnot 50%" and config.method_key == "sparsegpt+dsnot"
+    assert not config.updates_weights and "input_moments" in config.statistics
     assert PruneConfig(method="magnitude", refine="dsnot").needs_calibration
     assert PruneConfig(**config.to_dict()) == config
-    for bad in (dict(group="layer"), dict(wanda_variant=True), dict(refine="owl")):
-        with pytest.raises(ValueError):
-            PruneConfig(**{"method": "wanda", "refine": "dsnot", **bad})
+    changed = PruneConfig(refine="dsnot", refine_settings={"max_cycle_time": 5})
+    assert changed.refine_settings == DSnoTSettings(max_cycle_time=5)
+    assert changed.label() == "wanda+dsnot 50% max_cycle_time=5"
     with pytest.raises(ValueError, match="skip_layer"):
         DSnoTSettings(skip_layer="attention")
-    with pytest.raises(ValueError, match="use prune_model"):
-        prune_layer(nn.Linear(4, 2), None, 0.5, PruneConfig(refine="dsnot"))
+    with pytest.raises(ValueError, match="no setting"):
+        PruneConfig(refine="dsnot", refine_settings={"cycles": 5})
+
+
+def test_a_layer_group_is_refused(windows):
+    _, calib_ids = windows
+    with pytest.raises(ValueError, match="per-row initial mask"):
+        prune_model(_model(), calib_ids, PruneConfig(method="wanda", group="layer",
+                                                     refine="dsnot"))
+
+
+def test_prune_layer_refines_a_layer_named_or_not():
+    generator = torch.Generator().manual_seed(0)
+    layer = nn.Linear(64, 32, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(32, 64, generator=generator))
+    stats = CalibrationStats(64, "cpu", statistics=("input_moments",))
+    stats.add_batch(torch.randn(4, 24, 64, generator=generator) + 0.3)
+    config = PruneConfig(refine="dsnot", refine_settings={"update_threshold": 0.0})
+    masks = {}
+    for name in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj", ""):
+        copy = nn.Linear(64, 32, bias=False)
+        copy.load_state_dict(layer.state_dict())
+        masks[name] = prune_layer(copy, stats, 0.5, config, name=name)[0]
+    wanda = prune_layer(layer, stats, 0.5, PruneConfig())[0]
+    assert torch.equal(masks["model.layers.0.mlp.up_proj"], wanda)  # skip_layer "mlp"
+    assert not torch.equal(masks["model.layers.0.self_attn.q_proj"], wanda)
+    assert torch.equal(masks[""], masks["model.layers.0.self_attn.q_proj"])  # no name: refined
 
 
 @pytest.fixture(scope="module")

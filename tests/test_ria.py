@@ -10,10 +10,10 @@ import torch
 import reference_impl as ref
 import ria_oracle as oracle
 from helpers import make_tokenizer, random_text
-from wanda_viz.config import PruneConfig, RiaSettings
+from wanda_viz.config import PruneConfig
 from wanda_viz.data import get_calibration_ids
 from wanda_viz.pruning import nm_keep_mask, prune_model, topk_keep_mask
-from wanda_viz.pruning.registry import get_method
+from wanda_viz.pruning.registry import RiaSettings, get_method
 from wanda_viz.pruning.ria import reference_threshold_keep_mask, relative_importance, ria_scores
 from wanda_viz.testing import make_tiny_model
 
@@ -85,7 +85,10 @@ def test_registry_entries():
     assert ria.default_group == ri.default_group == "layer"
     assert not ria.updates_weights and not ri.updates_weights
     assert PruneConfig(method="ria").comparison_group == "layer"
-    assert PruneConfig(method="ria", ria={"a": 1.0}).ria == RiaSettings(a=1.0)  # to_dict form
+    assert PruneConfig(method="ria", settings={"a": 1.0}).settings == RiaSettings(a=1.0)
+    assert PruneConfig(method="ria", group="row").label() == "ria 50% per-row"
+    config = PruneConfig(method="ria", settings=RiaSettings(a=1.0))
+    assert PruneConfig(**config.to_dict()) == config and config.label() == "ria 50% a=1"
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +138,7 @@ def test_the_exponent_reaches_the_scores(windows):
     _, calib_ids = windows
     # a = 0: (sqrt(s))**0 == 1, so RIA is RI exactly; a = 0.5 differs
     ri = prune_model(_model(), None, PruneConfig(method="ri")).keep_masks
-    flat = prune_model(_model(), calib_ids, PruneConfig(method="ria", ria=RiaSettings(a=0.0)))
+    flat = prune_model(_model(), calib_ids, PruneConfig(method="ria", settings=RiaSettings(a=0.0)))
     default = prune_model(_model(), calib_ids, PruneConfig(method="ria"))
     assert all(torch.equal(ri[k], flat.keep_masks[k]) for k in ri)
     assert any(not torch.equal(ri[k], default.keep_masks[k]) for k in ri)

@@ -1,4 +1,5 @@
-"""Command line for the successors: ``--method ri|ria``, ``--ria-a``, ``--refine dsnot``."""
+"""Command line for the successors: ``--method ri|ria``, ``--settings a=..``, ``--refine dsnot``
+(with ``--refine-settings``), all from the registry."""
 from __future__ import annotations
 
 import json
@@ -20,11 +21,12 @@ def prune_args(tmp_path):
 
 
 @pytest.mark.parametrize("extra,expected", [
-    (["--method", "ria", "--ria-a", "1.0"], {"method": "ria", "ria": {"a": 1.0}, "refine": None}),
+    (["--method", "ria", "--settings", "a=1.0"],
+     {"method": "ria", "settings": {"a": 1.0}, "refine": None}),
     (["--method", "ri"], {"method": "ri"}),
-    (["--method", "sparsegpt", "--refine", "dsnot", "--dsnot-max-cycles", "5",
-      "--dsnot-skip-layer", "no_skip"],
-     {"method": "sparsegpt", "refine": "dsnot", "dsnot": {
+    (["--method", "sparsegpt", "--refine", "dsnot", "--refine-settings",
+      "max_cycle_time=5,skip_layer=no_skip"],
+     {"method": "sparsegpt", "refine": "dsnot", "refine_settings": {
          "max_cycle_time": 5, "update_threshold": 0.1, "pow_of_var_regrowing": 1.0,
          "skip_layer": "no_skip", "without_same_sign": True}}),
 ])

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import DSNOT_SKIP_LAYERS, REFINEMENTS, DSnoTSettings, PruneConfig, RiaSettings
+from ..config import PruneConfig, eval_seq_len
 from ..data import check_source, get_eval_ids
 from ..evaluate import evaluate
 from ..files import check_writable, write_json_atomic
-from ..models import resolve_seq_len
 from ..pruning import prune_model
-from ..pruning.registry import ALL_METHOD_NAMES, GROUPS
+from ..pruning.registry import GROUPS, METHOD_NAMES, REFINEMENTS
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
-                     load_calibration, load_model_from_args)
+                     load_calibration, load_model_from_args, settings_arg)
 
 __all__ = ["add_arguments", "run"]
 
@@ -19,19 +18,23 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("pruning")
-    group.add_argument("--method", default="wanda", choices=list(ALL_METHOD_NAMES),
-                       help="ri = RIA's relative importance alone, ria = RIA (Zhang et al., ICLR "
-                       "2024)")
+    group.add_argument("--method", default="wanda", choices=list(METHOD_NAMES))
+    group.add_argument("--settings", default=None,
+                       help="the method's own settings as key=value pairs, e.g. "
+                       "percdamp=0.05,block_size=64 for sparsegpt (default: its registry defaults)")
+    group.add_argument("--refine", default=None,
+                       help="refine the method's masks (registered: "
+                       f"{', '.join(REFINEMENTS) or 'none yet'})")
+    group.add_argument("--refine-settings", default=None,
+                       help="the refinement's settings as key=value pairs")
     group.add_argument("--sparsity", type=float, default=0.5, help="share of weights removed")
     group.add_argument("--structure", default="unstructured",
                        help="unstructured or N:M such as 2:4, 4:8 (needs sparsity = N/M)")
     group.add_argument("--group", default=None, choices=list(GROUPS),
-                       help="comparison group (default: row for Wanda, layer for magnitude "
-                       "and RIA; RIA's --per_outneuron is row)")
+                       help="comparison group (default: row for Wanda, layer for magnitude)")
     group.add_argument("--wanda-variant", action="store_true",
                        help="Wanda appendix variant with alpha search")
     group.add_argument("--owl", action="store_true", help="OWL outlier-weighted block sparsity")
-    _add_successor_args(group)
     group.add_argument("--offload", action="store_true",
                        help="keep the model on CPU and move one block at a time to the GPU")
     add_calib_args(parser)
@@ -42,31 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", default=None, help="write the result summary as JSON")
 
 
-def _add_successor_args(group) -> None:
-    ria, dsnot = RiaSettings(), DSnoTSettings()
-    group.add_argument("--ria-a", type=float, default=ria.a,
-                       help=f"RIA's activation exponent a ({ria.a})")
-    group.add_argument("--refine", default=None, choices=list(REFINEMENTS),
-                       help="refine the method's per-row mask with DSnoT (Zhang et al., ICLR "
-                       "2024); no weight update")
-    group.add_argument("--dsnot-max-cycles", type=int, default=dsnot.max_cycle_time,
-                       help=f"DSnoT prune-and-grow cycles per row ({dsnot.max_cycle_time})")
-    group.add_argument("--dsnot-threshold", type=float, default=dsnot.update_threshold,
-                       help=f"DSnoT stops a row at |error| <= this ({dsnot.update_threshold})")
-    group.add_argument("--dsnot-skip-layer", default=dsnot.skip_layer,
-                       choices=list(DSNOT_SKIP_LAYERS),
-                       help=f"layers DSnoT leaves at the initial mask ({dsnot.skip_layer})")
-
-
-def _prune_config(args) -> PruneConfig:
-    dsnot = DSnoTSettings(max_cycle_time=args.dsnot_max_cycles,
-                          update_threshold=args.dsnot_threshold, skip_layer=args.dsnot_skip_layer)
-    return PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
-                       group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
-                       batch_size=args.batch_size, offload=args.offload, refine=args.refine,
-                       ria=RiaSettings(a=args.ria_a), dsnot=dsnot)
-
-
 def run(args) -> int:
     """Prune one model; print achieved sparsity, timings and perplexity.
 
@@ -74,7 +52,12 @@ def run(args) -> int:
     output paths), and the pruned model is written before it is evaluated, so a late failure
     never throws away the pruning.
     """
-    config = _prune_config(args)
+    config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
+                         group=args.group, settings=settings_arg(args.settings, "--settings"),
+                         refine=args.refine,
+                         refine_settings=settings_arg(args.refine_settings, "--refine-settings"),
+                         wanda_variant=args.wanda_variant, owl=args.owl,
+                         batch_size=args.batch_size, offload=args.offload)
     calib, evaluation = calib_config(args), eval_config(args)
     if config.needs_calibration:
         check_source(calib.source, calib.data_dir)
@@ -82,7 +65,7 @@ def run(args) -> int:
         check_source(evaluation.source, evaluation.data_dir, evaluation=True)
     check_writable(args.save_model, args.json)
     model, tokenizer = load_model_from_args(args)
-    seq_len = resolve_seq_len(model, args.seq_len)  # refuses a seq_len beyond the context
+    seq_len = eval_seq_len(model, evaluation)  # refuses a seq_len beyond the context
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
                              if config.needs_calibration else (None, None))
     eval_ids = (get_eval_ids(tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)

@@ -18,6 +18,9 @@ matrix at once (one step per cycle for every row together, as the official code)
 Official quirks kept on purpose: kept weights with a zero metric fill the middle of the pruning
 order with position 0 (``reorder_indices``); a pointer that walks past the pruned weights of one
 sign can "grow" a kept weight, so a row can end up one weight sparser.
+The registry entry (``REFINEMENTS["dsnot"]``) calls ``refine_keep_mask(RefineInput)``: the initial
+metric is the base method's score (``--initial_method``); the initial mask is DSnoT's own (per row,
+or N:M), whatever the base's comparison group, as in the official code.
 NOTE (deviation): where a candidate pointer would leave its list (a row of fewer than about
 ``max_cycle_time`` candidates), the official ``gather`` raises; here the refinement stops before
 that cycle (logged). Whenever the official code runs, the masks are the same.
@@ -29,12 +32,48 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import DSnoTSettings
-from .masks import lowest_k_mask
+from .masks import check_nm, lowest_k_mask
+from .scores import wanda_scores
 
-__all__ = ["DSnoTInputs", "dsnot_keep_mask", "reorder_indices", "skips_refinement"]
+__all__ = ["DSNOT_SKIP_LAYERS", "STATS_INPUT_MOMENTS", "DSnoTSettings", "DSnoTInputs",
+           "block_relative_name", "dsnot_keep_mask", "refine_keep_mask", "reorder_indices",
+           "skips_refinement"]
 
 logger = logging.getLogger(__name__)
+
+DSNOT_SKIP_LAYERS = ("mlp", "self_attn", "no_skip")
+STATS_INPUT_MOMENTS = "input_moments"  # stats.STATISTICS name of InputMomentStats
+
+
+@dataclass(frozen=True)
+class DSnoTSettings:
+    """DSnoT's settings (``PruneConfig.refine_settings``), defaults of zyxxmu/DSnoT main.py @
+    4c029df.
+
+    Attributes:
+        max_cycle_time: prune-and-grow swaps per row at most.
+        update_threshold: a row stops once |its expected reconstruction error| <= this (absolute,
+            so it scales with the calibration seq_len: the error sums over tokens).
+        pow_of_var_regrowing: the growing criterion divides by var^this (0: no division).
+        skip_layer: "mlp" (default: MLP layers keep the initial mask), "self_attn" or "no_skip".
+        without_same_sign: True (the reference default; its argparse ``type=bool`` cannot turn it
+            off from the command line): unstructured swaps do not require the error to keep its
+            sign. The reference's N:M branch always requires it.
+    The reference's ``pow_of_var_pruning`` is parsed and logged but never used; it is not kept.
+    """
+
+    max_cycle_time: int = 50
+    update_threshold: float = 0.1
+    pow_of_var_regrowing: float = 1.0
+    skip_layer: str = "mlp"
+    without_same_sign: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_cycle_time < 0:
+            raise ValueError(f"dsnot max_cycle_time must be >= 0, got {self.max_cycle_time}")
+        if self.skip_layer not in DSNOT_SKIP_LAYERS:
+            raise ValueError(f"dsnot skip_layer must be one of {', '.join(DSNOT_SKIP_LAYERS)}, "
+                             f"got {self.skip_layer!r}")
 
 
 @dataclass
@@ -51,6 +90,14 @@ class DSnoTInputs:
     wanda: torch.Tensor
     input_sum: torch.Tensor
     input_var: torch.Tensor
+
+
+def block_relative_name(name: str) -> str:
+    """"model.layers.3.mlp.up_proj" -> "mlp.up_proj": the part after the last numeric part (the
+    decoder block's index); the name itself when it has none."""
+    parts = name.split(".")
+    digits = [i for i, part in enumerate(parts) if part.isdigit()]
+    return ".".join(parts[digits[-1] + 1:]) if digits else name
 
 
 def skips_refinement(relative_name: str, settings: DSnoTSettings) -> bool:
@@ -218,3 +265,29 @@ def dsnot_keep_mask(inputs: DSnoTInputs, sparsity: float, nm: tuple[int, int] | 
         else:
             _refine_nm(prune, inputs, metric, nm[1], settings)
     return ~prune
+
+
+@torch.no_grad()
+def refine_keep_mask(layer) -> torch.Tensor:
+    """The ``RefinementSpec.refine`` of DSnoT: ``layer`` is a ``registry.RefineInput``.
+
+    The base's ``scores`` are the initial metric; its ``keep_mask`` is not used (DSnoT builds
+    its own per-row or N:M initial mask, as the official code does for every initial method).
+    ``skip_layer`` reads the layer's name inside its block; a layer without a name is refined.
+    """
+    if layer.config.group not in (None, "row") or layer.config.wanda_variant:
+        raise ValueError("DSnoT refines a per-row initial mask (its official rule for every "
+                         f"initial method); group {layer.config.group!r} and the Wanda variant "
+                         "do not apply")
+    moments = layer.stats.get(STATS_INPUT_MOMENTS) if layer.stats is not None else None
+    if moments is None:
+        raise ValueError("DSnoT needs the layer's input moments (statistic 'input_moments')")
+    nm = layer.config.nm
+    if nm is not None:
+        check_nm(layer.weight.shape[1], *nm)
+    inputs = DSnoTInputs(layer.weight, layer.scores,
+                         wanda_scores(layer.weight, layer.stats.input_sq_norm),
+                         moments.input_sum, moments.input_var)
+    settings = layer.config.refine_settings
+    skip = bool(layer.name) and skips_refinement(block_relative_name(layer.name), settings)
+    return dsnot_keep_mask(inputs, layer.sparsity, nm, settings, refine=not skip)
