@@ -5,11 +5,16 @@ pruning), of the keep-masks and the exact perplexities (``float.hex``) for the 7
 (magnitude, Wanda, Wanda 2:4, SparseGPT, SparseGPT 4:8, Wanda + OWL, Wanda per-layer), plus a
 sweep, a comparison-group ablation and a ``why`` run on the embedded demo model (tables without
 timing columns). ``compare OLD.json NEW.json`` lists every entry that differs (exit code 1 if any).
+``record-successors OUT.json`` records the tiny families x the successors (RI, RIA per layer and
+per row, RIA 2:4, DSnoT on Wanda / SparseGPT / magnitude) with their default settings only, through
+``prune_model`` and ``PruneConfig`` fields that both the pre-registry branch (c9c4550) and the
+registry API accept: the check that porting issue 20's methods changed no mask.
 
 Usage (from the repository root, the same machine for both runs):
     python scripts/check_bit_identical.py record /tmp/before.json
     python scripts/check_bit_identical.py record /tmp/after.json
     python scripts/check_bit_identical.py compare /tmp/before.json /tmp/after.json
+    python scripts/check_bit_identical.py record-successors /tmp/succ-before.json   # and after
 
 The library calls are gathered in ``_run_*`` adapters: when a refactor changes a signature, only
 the adapter changes, never what is computed. Each run uses a fresh temporary point cache.
@@ -41,6 +46,16 @@ CONFIGS = {
     "wanda owl": dict(method="wanda", sparsity=0.5, owl=True),
     "wanda per-layer": dict(method="wanda", sparsity=0.5, group="layer"),
 }
+SUCCESSOR_CONFIGS = {
+    "ri": dict(method="ri", sparsity=0.5),
+    "ria": dict(method="ria", sparsity=0.5),
+    "ria per-row": dict(method="ria", sparsity=0.6, group="row"),
+    "ria 2:4": dict(method="ria", sparsity=0.5, structure="2:4"),
+    "wanda+dsnot": dict(method="wanda", sparsity=0.5, refine="dsnot"),
+    "wanda+dsnot 60%": dict(method="wanda", sparsity=0.6, refine="dsnot"),
+    "sparsegpt+dsnot": dict(method="sparsegpt", sparsity=0.5, refine="dsnot"),
+    "magnitude+dsnot 2:4": dict(method="magnitude", sparsity=0.5, structure="2:4", refine="dsnot"),
+}
 TIMING = ("prune_s", "forward_s", "total_s", "eval_s", "cached", "key")
 
 
@@ -57,13 +72,14 @@ def _state_sha(model) -> str:
     return _sha(sorted(model.state_dict().items()))
 
 
-def _tiny_entries() -> dict:
+def _tiny_entries(configs=None) -> dict:
+    configs = CONFIGS if configs is None else configs
     generator = torch.Generator().manual_seed(0)
     calib_ids = torch.randint(0, TINY_VOCAB, (8, 32), generator=generator)
     eval_ids = torch.randint(0, TINY_VOCAB, (1, 32 * 6), generator=generator)
     out = {}
     for family in TINY_CONFIGS:
-        for label, fields in CONFIGS.items():
+        for label, fields in configs.items():
             model = make_tiny_model(family)
             dense = _state_sha(model)
             result = prune_model(model, calib_ids, PruneConfig(**fields))
@@ -139,10 +155,11 @@ def _demo_entries() -> dict:
     return out
 
 
-def record(path: str) -> None:
+def record(path: str, successors: bool = False) -> None:
     torch.set_num_threads(1)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    entries = {**_tiny_entries(), **_demo_entries()}
+    entries = (_tiny_entries(SUCCESSOR_CONFIGS) if successors
+               else {**_tiny_entries(), **_demo_entries()})
     Path(path).write_text(json.dumps({"commit": commit.strip(), "entries": entries}, indent=1,
                                      default=str), encoding="utf-8")
     print(f"{len(entries)} entries written to {path}")
@@ -161,8 +178,8 @@ def compare(old_path: str, new_path: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "record":
-        record(sys.argv[2])
+    if len(sys.argv) == 3 and sys.argv[1] in ("record", "record-successors"):
+        record(sys.argv[2], successors=sys.argv[1] == "record-successors")
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
     else:
