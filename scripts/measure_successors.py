@@ -2,14 +2,18 @@
 
 Runs, at 50% and 60% unstructured and at 2:4, on the same calibration windows and evaluation text:
 magnitude, "relative importance" alone (ri), Wanda, RIA (its default per-layer threshold; per row
-too), SparseGPT, and DSnoT on top of Wanda and of SparseGPT. Records perplexity, achieved
-sparsity and pruning time: prune_cpu_s = CPU seconds of scores, masks, refinement and weight
-updates only (the papers' "pruning time", without calibration forward passes), measured around the
-pipeline's per-input-group prune call; the calibration forward passes are reported separately.
+too), SparseGPT, and DSnoT on top of Wanda and of SparseGPT. Every point is a ``Prune`` change on
+the one point runner (``wanda_viz.points``; nothing cached: no fingerprint). Records perplexity,
+achieved sparsity and pruning time: prune_cpu_s = CPU seconds of scores, masks, refinement and
+weight updates only (the papers' "pruning time", without calibration forward passes), measured
+around the pipeline's per-input-group prune call; the calibration forward passes are separate.
 
     OMP_NUM_THREADS=1 python scripts/measure_successors.py --threads 1 \\
         --out-json docs/successors/smollm2-135m.json
-    python scripts/measure_successors.py --render docs/successors/smollm2-135m.json
+    python scripts/measure_successors.py --render docs/successors/smollm2-135m.json --write-docs
+
+``--render`` prints the tables of a record; ``--write-docs`` also writes them between the
+``<!-- successors:... -->`` markers of docs/methods.md (full table) and README.md (short table).
 """
 from __future__ import annotations
 
@@ -20,19 +24,20 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from wanda_viz import WeightBackup, get_calibration_ids, get_eval_ids, load_model  # noqa: E402
-from wanda_viz.config import DSnoTSettings, PruneConfig, RiaSettings  # noqa: E402
+from wanda_viz import get_calibration_ids, get_eval_ids, load_model  # noqa: E402
+from wanda_viz.config import EvalConfig, PruneConfig  # noqa: E402
 from wanda_viz.data import default_calibration_source, default_eval_source  # noqa: E402
-from wanda_viz.evaluate import count_eval_windows, perplexity, perplexity_protocol  # noqa: E402
 from wanda_viz.gguf import REAL_MODEL  # noqa: E402
-from wanda_viz.pruning import pipeline, prune_model  # noqa: E402
+from wanda_viz.points import Dense, PointRunner, Prune, resolve_eval_setup  # noqa: E402
+from wanda_viz.pruning import pipeline  # noqa: E402
+from wanda_viz.pruning.registry import (get_method, get_refinement,  # noqa: E402
+                                        settings_dict)
 
 # (run name, PruneConfig fields); every run at every level of LEVELS
 RUNS = (
@@ -46,6 +51,7 @@ RUNS = (
     ("sparsegpt + dsnot", dict(method="sparsegpt", refine="dsnot")),
 )
 LEVELS = (("50%", 0.5, "unstructured"), ("60%", 0.6, "unstructured"), ("2:4", 0.5, "2:4"))
+DOCS = {"docs/methods.md": "full", "README.md": "short"}  # file -> which table --write-docs puts
 
 
 class PruneCpuClock:
@@ -53,26 +59,22 @@ class PruneCpuClock:
 
     def __init__(self):
         self.seconds = 0.0
-        self._originals = {}
+        self._original = None
 
-    def _wrap(self, fn):
+    def __enter__(self):
+        self._original = original = pipeline.prune_shared_input_layers
+
         def timed(*args, **kwargs):
             start = time.process_time()
             try:
-                return fn(*args, **kwargs)
+                return original(*args, **kwargs)
             finally:
                 self.seconds += time.process_time() - start
-        return timed
-
-    def __enter__(self):
-        for name in ("prune_shared_input_layers", "refine_shared_input_layers"):
-            self._originals[name] = getattr(pipeline, name)
-            setattr(pipeline, name, self._wrap(self._originals[name]))
+        pipeline.prune_shared_input_layers = timed
         return self
 
     def __exit__(self, *exc):
-        for name, fn in self._originals.items():
-            setattr(pipeline, name, fn)
+        pipeline.prune_shared_input_layers = self._original
 
 
 def git_commit() -> dict:
@@ -82,24 +84,19 @@ def git_commit() -> dict:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no").strip())}
 
 
-def run_one(model, calib_ids, eval_ids, config: PruneConfig, args) -> dict:
+def run_one(runner: PointRunner, config: PruneConfig) -> dict:
+    """One pruned point on the runner (the model is dense again afterwards)."""
     cpu = time.process_time()
     with PruneCpuClock() as clock:
-        result = prune_model(model, calib_ids if config.needs_calibration else None, config)
-    prune_total_cpu = time.process_time() - cpu
-    start, cpu = time.perf_counter(), time.process_time()
-    ppl = perplexity(model, eval_ids, args.seq_len, max_windows=args.max_eval_windows,
-                     show_progress=False)
-    t = result.timings
-    return {"perplexity": ppl, "achieved_sparsity": result.overall_sparsity,
-            "prune_cpu_s": clock.seconds, "prune_s": t.get("prune_s", 0.0),
-            "calibration_forward_s": t.get("forward_s", 0.0) + t.get("capture_s", 0.0),
-            "total_s": t.get("total_s", 0.0), "total_cpu_s": prune_total_cpu,
-            "eval_s": time.perf_counter() - start, "eval_cpu_s": time.process_time() - cpu}
+        row = runner.run(Prune(config))
+    return {"perplexity": row["perplexity"], "achieved_sparsity": row["achieved_sparsity"],
+            "prune_cpu_s": clock.seconds, "prune_s": row["prune_s"],
+            "calibration_forward_s": row["forward_s"], "total_s": row["total_s"],
+            "eval_s": row["eval_s"], "point_cpu_s": time.process_time() - cpu}
 
 
-def run_all(model, calib_ids, eval_ids, args) -> list[dict]:
-    backup, rows = WeightBackup(model), []
+def run_all(runner: PointRunner, args) -> list[dict]:
+    rows = []
     selected = [run for run in RUNS if not args.runs or run[0] in args.runs]
     for level, sparsity, structure in LEVELS:
         for name, fields in selected:
@@ -109,9 +106,7 @@ def run_all(model, calib_ids, eval_ids, args) -> list[dict]:
                                  batch_size=args.batch_size, store_masks=False, **fields)
             row = {"run": name, "level": level, "label": config.label(), "method": config.method,
                    "refine": config.refine, "structure": structure, "sparsity": sparsity,
-                   "group": config.comparison_group,
-                   **run_one(model, calib_ids, eval_ids, config, args)}
-            backup.restore(model)
+                   "group": config.comparison_group, **run_one(runner, config)}
             rows.append(row)
             print(f"{level:4s} {name:18s} ppl {row['perplexity']:9.2f}  sparsity "
                   f"{row['achieved_sparsity']:.4f}  prune cpu {row['prune_cpu_s']:6.2f}s",
@@ -119,29 +114,81 @@ def run_all(model, calib_ids, eval_ids, args) -> list[dict]:
     return rows
 
 
-def render_markdown(record: dict) -> str:
-    """The docs tables from a record (no number typed by hand)."""
+def _cells(record: dict):
     runs = record["runs"]
     levels = list(dict.fromkeys(r["level"] for r in runs))
     names = list(dict.fromkeys(r["run"] for r in runs))
-    cell = {(r["run"], r["level"]): r for r in runs}
+    return levels, names, {(r["run"], r["level"]): r for r in runs}
+
+
+def _row(name: str, cell: dict, levels, key: str, fmt: str) -> list[str]:
+    return [format(cell[(name, lv)][key], fmt) if (name, lv) in cell else "-" for lv in levels]
+
+
+def _source(record: dict) -> str:
+    git, calib = record["git"], record["calibration"]
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    return (f"{record['model']}, measured at commit {git['commit'][:7]}{dirty} by "
+            f"`scripts/measure_successors.py` (`{record['json_path']}`); calibration "
+            f"{calib['source']}, {calib['n_samples']} x {calib['seq_len']} tokens, seed "
+            f"{calib['seed']}; perplexity: {record['eval_protocol']}.")
+
+
+def _refine_deltas(record: dict) -> list[str]:
+    """One line per refined run: its perplexity minus its base's, per level (negative = better)."""
+    levels, names, cell = _cells(record)
+    lines = []
+    for name in names:
+        base = name.split(" + ")[0]
+        if base == name or base not in names:
+            continue
+        deltas = [f"{lv} {cell[(name, lv)]['perplexity'] - cell[(base, lv)]['perplexity']:+.2f}"
+                  for lv in levels if (name, lv) in cell and (base, lv) in cell]
+        lines.append(f"- {name} minus {base}: " + ", ".join(deltas))
+    return lines
+
+
+def render_markdown(record: dict) -> str:
+    """The full docs table from a record (no number typed by hand)."""
+    levels, names, cell = _cells(record)
     head = "| method | " + " | ".join(f"ppl {lv}" for lv in levels) + " | " + " | ".join(
         f"prune CPU s {lv}" for lv in levels) + " |"
     lines = [head, "|---" * (1 + 2 * len(levels)) + "|",
              f"| dense | {record['dense_perplexity']:.2f}" + " | -" * (2 * len(levels) - 1)
              + " |"]
     for name in names:
-        ppl = [f"{cell[(name, lv)]['perplexity']:.2f}" if (name, lv) in cell else "-"
-               for lv in levels]
-        cpu = [f"{cell[(name, lv)]['prune_cpu_s']:.1f}" if (name, lv) in cell else "-"
-               for lv in levels]
-        lines.append(f"| {name} | " + " | ".join(ppl + cpu) + " |")
-    calib = record["calibration"]
-    lines += ["", f"{record['model']} (commit {record['git']['commit'][:7]}); calibration "
-              f"{calib['source']}, {calib['n_samples']} x {calib['seq_len']} tokens, seed "
-              f"{calib['seed']}; perplexity: {record['eval_protocol']}. {record['timing_protocol']}"
-              f" {record['note']}"]
+        lines.append(f"| {name} | " + " | ".join(_row(name, cell, levels, "perplexity", ".2f")
+                                                 + _row(name, cell, levels, "prune_cpu_s", ".1f"))
+                     + " |")
+    lines += ["", _source(record) + f" {record['timing_protocol']} {record['note']}".rstrip(),
+              "", "Perplexity of each DSnoT run minus its base method's (negative = DSnoT "
+              "helps):", "", *_refine_deltas(record)]
     return "\n".join(lines)
+
+
+def render_short(record: dict) -> str:
+    """The README's short table: perplexity per level."""
+    levels, names, cell = _cells(record)
+    lines = ["| method | " + " | ".join(levels) + " |", "|---" * (1 + len(levels)) + "|",
+             f"| dense | {record['dense_perplexity']:.2f}" + " | -" * (len(levels) - 1) + " |"]
+    lines += [f"| {name} | " + " | ".join(_row(name, cell, levels, "perplexity", ".2f")) + " |"
+              for name in names]
+    return "\n".join(lines + ["", _source(record)])
+
+
+def write_docs(record: dict, root: Path = ROOT) -> None:
+    """Put the tables between ``<!-- successors:begin -->`` and ``<!-- successors:end -->``."""
+    begin, end = "<!-- successors:begin -->", "<!-- successors:end -->"
+    for name, kind in DOCS.items():
+        path = root / name
+        text = path.read_text(encoding="utf-8")
+        if begin not in text or end not in text:
+            raise SystemExit(f"{name} has no {begin} ... {end} markers")
+        table = render_markdown(record) if kind == "full" else render_short(record)
+        head, rest = text.split(begin, 1)
+        path.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}",
+                        encoding="utf-8")
+        print(f"wrote the {kind} table into {name}")
 
 
 def parse_args(argv):
@@ -160,34 +207,54 @@ def parse_args(argv):
     parser.add_argument("--note", default="")
     parser.add_argument("--out-json", default="docs/successors/smollm2-135m.json")
     parser.add_argument("--render", default=None, metavar="JSON")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="with --render: write the tables into docs/methods.md and README.md")
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.render:
-        print(render_markdown(json.loads(Path(args.render).read_text(encoding="utf-8"))))
-        return 0
-    torch.set_num_threads(args.threads)
-    record = {"model": args.model, "git": git_commit(), "note": args.note,
-              "torch": torch.__version__, "threads": args.threads, "cpu_count": os.cpu_count(),
-              "platform": platform.platform(), "load_average_start": os.getloadavg(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-              "settings": {"ria": asdict(RiaSettings()), "dsnot": asdict(DSnoTSettings()),
-                           "batch_size": args.batch_size}}
-    model, tokenizer = load_model(args.model)
+def _render(args) -> int:
+    path = Path(args.render)
+    record = json.loads(path.read_text(encoding="utf-8"))
+    resolved = path.resolve()
+    record["json_path"] = str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT)
+                              else path)
+    print(render_markdown(record))
+    if args.write_docs:
+        write_docs(record)
+    return 0
+
+
+def _setup(model, tokenizer, args, record: dict):
     calib_ids, record["calibration"] = get_calibration_ids(
         tokenizer, source=args.calib_source or default_calibration_source(args.data_dir),
         n_samples=args.n_samples, seq_len=args.seq_len, seed=args.seed, data_dir=args.data_dir)
     eval_ids, label = get_eval_ids(tokenizer, source=args.eval_source
                                    or default_eval_source(args.data_dir), data_dir=args.data_dir)
-    n_windows = count_eval_windows(eval_ids.numel(), args.seq_len, args.max_eval_windows)
-    record["eval_protocol"] = perplexity_protocol(
-        label, args.seq_len, n_windows, count_eval_windows(eval_ids.numel(), args.seq_len))
-    record["dense_perplexity"] = perplexity(model, eval_ids, args.seq_len,
-                                            max_windows=args.max_eval_windows, show_progress=False)
+    evaluation = EvalConfig(source=None, max_windows=args.max_eval_windows, seq_len=args.seq_len)
+    return resolve_eval_setup(model, evaluation, eval_ids=eval_ids, eval_label=label,
+                              calib_ids=calib_ids, calibration=record["calibration"],
+                              batch_size=args.batch_size)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.render:
+        return _render(args)
+    torch.set_num_threads(args.threads)
+    record = {"model": args.model, "git": git_commit(), "note": args.note,
+              "torch": torch.__version__, "threads": args.threads, "cpu_count": os.cpu_count(),
+              "platform": platform.platform(), "load_average_start": os.getloadavg(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "settings": {"ria": settings_dict(get_method("ria").settings()),
+                           "dsnot": settings_dict(get_refinement("dsnot").settings()),
+                           "batch_size": args.batch_size}}
+    model, tokenizer = load_model(args.model)
+    setup = _setup(model, tokenizer, args, record)
+    runner = PointRunner(model, setup)  # no fingerprint: nothing is cached
+    record["eval_protocol"] = setup.eval_protocol
+    record["dense_perplexity"] = runner.run(Dense())["perplexity"]
     print(f"dense ppl {record['dense_perplexity']:.2f}", flush=True)
-    record["runs"] = run_all(model, calib_ids, eval_ids, args)
+    record["runs"] = run_all(runner, args)
     record["timing_protocol"] = (
         f"torch threads {args.threads}; prune_cpu_s = process CPU seconds of scores, masks, "
         "refinement and weight updates (no calibration forward passes); wall seconds in "
@@ -196,8 +263,7 @@ def main(argv=None) -> int:
     out = Path(args.out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, default=float), encoding="utf-8")
-    print(render_markdown(record))
-    print(f"wrote {out}")
+    print(f"wrote {out}; render it with --render {out}")
     return 0
 
 

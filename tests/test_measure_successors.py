@@ -36,5 +36,28 @@ def test_measure_successors_writes_a_record_and_renders_it(tmp_path, capsys):
     assert runs == {(name, level) for name in ("ri", "wanda + dsnot")
                     for level in ("50%", "60%", "2:4")}
     assert all(r["perplexity"] > 1 and r["prune_cpu_s"] >= 0 for r in record["runs"])
+    assert record["runs"][0]["group"] == "layer" and record["dense_perplexity"] > 1
     assert script.main(["--render", str(out)]) == 0
-    assert "| wanda + dsnot |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| wanda + dsnot |" in printed and record["git"]["commit"][:7] in printed
+
+
+def test_render_writes_between_the_markers_only(tmp_path):
+    script = _load()
+    record = {"model": "m", "git": {"commit": "c9c4550" + "0" * 33, "dirty": False}, "note": "",
+              "calibration": {"source": "c4", "n_samples": 2, "seq_len": 16, "seed": 0},
+              "eval_protocol": "wiki", "timing_protocol": "t", "dense_perplexity": 10.0,
+              "json_path": "docs/x.json",
+              "runs": [{"run": run, "level": level, "perplexity": ppl, "prune_cpu_s": 1.0}
+                       for run, ppl in (("wanda", 20.0), ("wanda + dsnot", 21.5))
+                       for level in ("50%", "2:4")]}
+    (tmp_path / "docs").mkdir()
+    for name in script.DOCS:
+        (tmp_path / name).write_text("before\n<!-- successors:begin -->\nold\n"
+                                     "<!-- successors:end -->\nafter\n")
+    script.write_docs(record, root=tmp_path)
+    full = (tmp_path / "docs" / "methods.md").read_text()
+    short = (tmp_path / "README.md").read_text()
+    assert full.startswith("before\n") and full.endswith("after\n") and "old" not in full
+    assert "wanda + dsnot minus wanda: 50% +1.50, 2:4 +1.50" in full
+    assert "| wanda + dsnot | 21.50 | 21.50 |" in short and "commit c9c4550" in short

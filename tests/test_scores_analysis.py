@@ -12,7 +12,7 @@ from wanda_viz.analysis import (analyze_layer_scores, collect_layer_stats, compu
                                 spearman_correlation)
 from wanda_viz.layers import weight_matrix
 from wanda_viz.pruning import sparsegpt_saliency
-from wanda_viz.pruning.registry import METHOD_NAMES
+from wanda_viz.pruning.registry import METHOD_NAMES, get_method
 from wanda_viz.sequential import calibrate_blocks
 from wanda_viz.stats import CalibrationStats
 
@@ -80,11 +80,16 @@ def test_analyze_layer_scores_on_tiny_llama(calib_ids):
     report = analyze_layer_scores(model, calib_ids, LAYER, 0.5)
     assert report.shape == (32, 64)
     assert set(report.scores) == set(METHOD_NAMES)
-    assert report.groups == {"magnitude": "layer", "wanda": "row", "sparsegpt": "block"}
+    assert report.groups == {m: get_method(m).default_group for m in METHOD_NAMES}
+    assert {"magnitude": "layer", "wanda": "row", "sparsegpt": "block"}.items() <= \
+        report.groups.items()
     assert len(report.thresholds["wanda"]["values"]) == 32  # one per output row
-    for keep in report.keep_masks.values():
-        assert (~keep).sum() == 32 * 64 // 2
-    assert len(report.agreement) == 3
+    for method, keep in report.keep_masks.items():
+        if get_method(method).layer_mask is None:
+            assert (~keep).sum() == 32 * 64 // 2
+        else:  # the method's own per-layer rule (RIA's official "<=": k + 1 without ties)
+            assert (~keep).sum() == 32 * 64 // 2 + 1, method
+    assert len(report.agreement) == len(METHOD_NAMES) * (len(METHOD_NAMES) - 1) // 2
     assert report.agreement["spearman"].between(-1, 1).all()
     stats = collect_layer_stats(model, calib_ids, LAYER)
     expected = sparsegpt_saliency(weight_matrix(dict(model.named_modules())[LAYER]),

@@ -110,11 +110,14 @@ def compute_layer_scores(weight: torch.Tensor, stats: CalibrationStats | None,
 
 
 def group_keep_mask(scores: torch.Tensor, sparsity: float, group: str,
-                    block_size: int | None = None) -> torch.Tensor:
+                    block_size: int | None = None, layer_mask=None) -> torch.Tensor:
     """Keep-mask (out, in) pruning the lowest scores per group: row, layer, input or block.
 
-    "block" is SparseGPT's: one ranking over all rows of each ``block_size``-column block.
+    "block" is SparseGPT's: one ranking over all rows of each ``block_size``-column block;
+    ``layer_mask``: the method's own "layer" rule (``MethodSpec.layer_mask``, RIA's ``<=``).
     """
+    if group == "layer" and layer_mask is not None:
+        return layer_mask(scores, sparsity)
     if group != "block":
         return topk_keep_mask(scores, sparsity, group)
     if block_size is None:
@@ -249,7 +252,8 @@ def analyze_layer_scores(model: nn.Module, calib_ids: torch.Tensor, layer_name: 
     scores = compute_layer_scores(weight, stats, methods, own)
     chosen = {m: (groups or {}).get(m, get_method(m).default_group) for m in methods}
     widths = {m: getattr(own[m], "block_size", None) for m in methods}
-    keep_masks = {m: group_keep_mask(scores[m], sparsity, chosen[m], widths[m]) for m in methods}
+    keep_masks = {m: group_keep_mask(scores[m], sparsity, chosen[m], widths[m],
+                                     get_method(m).layer_mask) for m in methods}
     thresholds = {m: score_thresholds(scores[m], keep_masks[m], chosen[m], widths[m])
                   for m in methods}
     return ScoreReport(layer=layer_name, shape=tuple(weight.shape), sparsity=sparsity,
