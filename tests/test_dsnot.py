@@ -237,3 +237,11 @@ def test_official_sparsegpt_initial_metric_is_all_zero(windows):
         if ".mlp." in name:
             k = prune.shape[1] // 2
             assert prune[:, :k].all() and not prune[:, k:].any(), name
+
+
+def test_a_sweep_group_leaves_refined_keys_at_their_base_default():
+    from wanda_viz.analysis.sweep import SweepSpec, sweep_points
+    points = sweep_points(SweepSpec(methods=("wanda", "wanda+dsnot"), group="layer",
+                                    include_dense=False))
+    assert [(p.method_key, p.comparison_group) for p in points] == [
+        ("wanda", "layer"), ("wanda+dsnot", "row")]

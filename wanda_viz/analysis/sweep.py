@@ -58,7 +58,9 @@ def sweep_points(spec: SweepSpec) -> list[PruneConfig | None]:
         for sparsity in levels:
             for key in spec.methods:
                 method, refine = split_method_key(key)
-                group = spec.group if spec.group in get_method(method).groups else None
+                # a refined key keeps its base's default group (DSnoT builds a per-row mask)
+                group = (spec.group if spec.group in get_method(method).groups and not refine
+                         else None)
                 points.append(PruneConfig(method=method, sparsity=float(sparsity),
                                           structure=structure if nm else "unstructured",
                                           group=group, refine=refine))
