@@ -14,6 +14,7 @@ from wanda_viz import PruneConfig, prune_model
 from wanda_viz.analysis import (GenerationComparison, analyze_layer_scores,
                                 collect_activation_report, compare_group_masks)
 from wanda_viz.evaluate import GenerationResult
+from wanda_viz.pruning.registry import METHOD_NAMES
 from wanda_viz.figures import (METHOD_COLORS, plot_generation_probs, plot_group_ablation,
                                plot_input_norms, plot_layer_magnitudes, plot_layer_sparsity,
                                plot_mask_categories, plot_residual_heatmap, plot_row_sparsity,
@@ -68,11 +69,11 @@ def test_activation_figures(activation_report):
 def test_score_and_mask_figures(calib_ids):
     report = analyze_layer_scores(make_tiny_model("llama"), calib_ids, LAYER, 0.5)
     fig = plot_score_histograms(report)
-    assert len(fig.data) == 3 and [t.name for t in fig.data] == ["magnitude", "wanda",
-                                                                 "sparsegpt"]
-    assert all(fig.layout[f"xaxis{i}"].type == "log" for i in ("", "2", "3"))
-    assert [t.line.color for t in fig.data] == [METHOD_COLORS[m] for m in
-                                               ("magnitude", "wanda", "sparsegpt")]
+    assert [t.name for t in fig.data] == list(METHOD_NAMES)  # every registered method
+    assert all(fig.layout[f"xaxis{i}"].type == "log"
+               for i in ("", *map(str, range(2, len(METHOD_NAMES) + 1))))
+    assert [t.line.color for t in fig.data] == [METHOD_COLORS[m] for m in METHOD_NAMES]
+    assert len(set(METHOD_COLORS[m] for m in METHOD_NAMES)) == len(METHOD_NAMES)
     assert LAYER in fig.layout.title.text and "50%" in _caption(fig)
     comparison = compare_group_masks(report.scores["wanda"], 0.5)
     rows = plot_row_sparsity(comparison, layer=LAYER)
