@@ -1,0 +1,180 @@
+"""Sinks: all-block interventions, the sliding window, pruning meets sinks, the changed-point step.
+
+The sliding-window mask is checked against StreamingLLM's own procedure (token-by-token decoding
+with a start+recent KV cache, keys at their original positions); interventions and the changed
+point must leave every hook as it was, also on error and cancellation.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from conftest import VOCAB, make_tiny_model
+from why_planted import (MASSIVE_CHANNEL, MASSIVE_TOKEN, assert_unchanged, planted_setup,
+                         snapshot)
+from wanda_viz.analysis.changed_point import evaluate_with_change, perplexity_metric
+from wanda_viz.analysis.sinks_interventions import (all_block_sites, measure_block_means,
+                                                    replace_in_all_blocks,
+                                                    replace_random_activations)
+from wanda_viz.analysis.sinks_points import PointCache, intervention_table, window_table
+from wanda_viz.analysis.sinks_pruning import (collect_input_peaks, kept_on_massive,
+                                              massive_columns, summarize_by_kind)
+from wanda_viz.analysis.sliding_window import (SlidingWindowConfig, restrict_attention,
+                                               window_keep)
+from wanda_viz.analysis.why import channel_disagreement
+from wanda_viz.cancel import Cancelled, CancelToken
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return planted_setup()
+
+
+def test_window_keep_hand_example():
+    keep = window_keep(6, 2, sink_tokens=1).int()
+    assert keep.tolist() == [[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0],
+                             [1, 0, 1, 1, 0, 0], [1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 1, 1]]
+    assert window_keep(4, None).int().tolist() == torch.ones(4, 4).tril().int().tolist()
+
+
+@torch.no_grad()
+def _streaming_logits(model, ids: torch.Tensor, window: int, sinks: int) -> torch.Tensor:
+    """StreamingLLM's evaluation loop: one token at a time, then keep the first ``sinks`` and the
+    last ``window - 1`` cache entries (keys keep their original rotary positions)."""
+    cache, logits = DynamicCache(), []
+    for t in range(ids.shape[1]):
+        out = model(ids[:, t:t + 1], cache=cache, use_cache=True,
+                    position_ids=torch.tensor([[t]]))
+        logits.append(out.logits[0, -1])
+        for layer in cache.layers:
+            if layer.keys.shape[2] > sinks + window - 1:
+                layer.keys = torch.cat([layer.keys[:, :, :sinks],
+                                        layer.keys[:, :, -(window - 1):]], dim=2)
+                layer.values = torch.cat([layer.values[:, :, :sinks],
+                                          layer.values[:, :, -(window - 1):]], dim=2)
+    return torch.stack(logits)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
+@pytest.mark.parametrize("sinks", [0, 2])
+def test_window_mask_equals_streaming_cache(family, sinks):
+    model = make_tiny_model(family)
+    ids = torch.randint(0, VOCAB, (1, 14), generator=torch.Generator().manual_seed(3))
+    before = snapshot(model)
+    with restrict_attention(model, 4, sinks):
+        masked = model(ids, use_cache=False).logits[0]
+    assert_unchanged(model, before)
+    torch.testing.assert_close(masked, _streaming_logits(model, ids, 4, sinks), rtol=1e-4,
+                               atol=1e-5)  # measured ~1e-6 (different matmul shapes)
+    assert not torch.allclose(masked, model(ids).logits[0], atol=1e-3)  # the window matters
+
+
+def test_window_table_directions_and_cache(setup, tmp_path):
+    model, calib, eval_ids, _ = setup
+    config = SlidingWindowConfig(windows=(2, 4), sink_tokens=1, chunk_len=16, max_chunks=8)
+    cache = PointCache(fingerprint={"model": "planted", "fingerprint": "x"},
+                       cache_dir=str(tmp_path))
+    table = window_table(model, calib, eval_ids, config, cache=cache)
+    full = table.loc[table["window"].isna(), "perplexity"].item()
+    for window in (2, 4):
+        rows = table[table["window"] == window].set_index("sink_tokens")["perplexity"]
+        assert rows[1] < rows[0]            # keeping the planted first token helps
+        assert full < rows[1]
+    again = window_table(model, calib, eval_ids, config, cache=cache)
+    assert again["cached"].all() and again["perplexity"].tolist() == table["perplexity"].tolist()
+
+
+@torch.no_grad()
+def _block_outputs(model, ids) -> list[torch.Tensor]:
+    outputs = []
+    handles = [block.register_forward_hook(lambda m, a, out: outputs.append(out[0] if
+                                           isinstance(out, tuple) else out))
+               for block in model.model.layers]
+    try:
+        model(ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs
+
+
+def test_block_means_match_hidden_states(setup):
+    model, calib, _, report = setup
+    sites = all_block_sites(report)
+    assert [s.block_index for s in sites] == [0, 1]
+    assert all(s.channels == [MASSIVE_CHANNEL] for s in sites)
+    means = measure_block_means(model, calib, sites, batch_size=3)
+    hidden = _block_outputs(model, calib)
+    for site in means.sites:
+        values = hidden[site.block_index][:, :, MASSIVE_CHANNEL]
+        massive = values[calib == MASSIVE_TOKEN]   # the planted token in every window
+        assert site.counts[MASSIVE_CHANNEL] == massive.numel()
+        assert site.means[MASSIVE_CHANNEL] == pytest.approx(float(massive.mean()), rel=1e-5)
+        torch.testing.assert_close(means.channel_means[site.block],
+                                   hidden[site.block_index].mean(dim=(0, 1)), rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_interventions_restore_hooks_and_directions(setup):
+    model, calib, eval_ids, report = setup
+    means = measure_block_means(model, calib, all_block_sites(report))
+    before = snapshot(model)
+    table, _ = intervention_table(model, calib, eval_ids, means, seq_len=16, max_windows=8,
+                                  seeds=(0, 1), cache=PointCache())
+    assert_unchanged(model, before)
+    ppl = {(r.target, r.mode, r.seed if r.seed == r.seed else None): r.perplexity
+           for r in table.itertuples()}
+    dense = ppl[("dense", "none", None)]
+    assert ppl[("massive", "zero", None)] > 1.5 * dense          # zeroing the planted value hurts
+    assert ppl[("massive", "mean", None)] == pytest.approx(dense, rel=0.02)  # its mean does not
+    massive = table[(table["target"] == "massive") & (table["mode"] == "mean")]
+    random = table[table["target"] == "random"]
+    assert (random["replaced"] == massive["replaced"].item()).all()   # same number of entries
+    assert (random["perplexity"] < ppl[("massive", "zero", None)]).all()
+
+
+def test_changed_point_restores_on_error_and_cancel(setup):
+    model, calib, eval_ids, report = setup
+    means = measure_block_means(model, calib, all_block_sites(report))
+    before = snapshot(model)
+
+    def failing(model):
+        raise RuntimeError("metric failed")
+    for change in (lambda m: replace_in_all_blocks(m, means.sites, "zero"),
+                   lambda m: replace_random_activations(m, means, "mean", 0),
+                   lambda m: restrict_attention(m, 4, 1)):
+        with pytest.raises(RuntimeError, match="metric failed"):
+            evaluate_with_change(model, change, failing)
+        assert_unchanged(model, before)
+    token = CancelToken()
+
+    def cancelling(model):   # cancelled while the pass runs: stops at the next block
+        token.cancel()
+        return perplexity_metric(eval_ids, 16, 2)(model)
+    with pytest.raises(Cancelled):
+        evaluate_with_change(model, lambda m: replace_in_all_blocks(m, means.sites, "mean"),
+                             cancelling, cancel=token)
+    assert_unchanged(model, before)
+
+
+def test_pruning_kept_on_massive_columns():
+    model, calib, _, report = planted_setup()   # its own model: the weights are changed below
+    modules = dict(model.named_modules())
+    layer = "model.layers.1.self_attn.q_proj"
+    with torch.no_grad():   # the weights reading the massive channel are the smallest of q_proj
+        modules[layer].weight[:, MASSIVE_CHANNEL] = 1e-4
+    peaks = collect_input_peaks(model, calib)
+    columns = massive_columns(report, peaks)
+    assert columns[layer] == ("residual", [MASSIVE_CHANNEL])   # massive at block 0's output
+    assert columns["model.layers.0.self_attn.q_proj"] == ("residual", [])
+    assert columns["model.layers.1.self_attn.o_proj"][0] == "input"
+    table = kept_on_massive(model, report, columns, 0.5)
+    row = table.set_index("layer").loc[layer]
+    assert row["weights"] == modules[layer].weight.shape[0] and row["kept_magnitude"] == 0
+    per_channel = channel_disagreement(modules[layer].weight, report.input_norms[layer].square(),
+                                       0.5)
+    assert row["kept_wanda"] == per_channel.loc[MASSIVE_CHANNEL, "wanda_only"]
+    kinds = summarize_by_kind(table).set_index("kind")
+    assert kinds.loc["q_proj", "share_magnitude"] == 0.0
+    assert kinds["weights"].sum() == table["weights"].sum()
