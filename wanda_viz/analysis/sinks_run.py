@@ -201,7 +201,8 @@ def _settings(config: SinksConfig) -> dict:
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The current commit (``git rev-parse HEAD``) or None outside a repository."""
+    """The commit of ``cwd`` (default: this package's folder), or None outside a repository."""
+    cwd = cwd or Path(__file__).resolve().parent
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, check=True).stdout.strip()

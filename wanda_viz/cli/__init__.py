@@ -14,7 +14,7 @@ import sys
 import torch
 
 from ..data import DataUnavailableError
-from . import outliers, prune, sweep, why
+from . import outliers, prune, sinks, sweep, why
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -25,6 +25,7 @@ COMMANDS = {
     "sweep": sweep,
     "outliers": outliers,
     "why": why,
+    "sinks": sinks,
 }
 USER_ERRORS = (ValueError, OSError, DataUnavailableError, torch.OutOfMemoryError)
 _OOM = ("out of memory: use fewer or shorter calibration windows, a smaller batch size, "
