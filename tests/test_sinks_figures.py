@@ -37,10 +37,12 @@ def test_attention_heatmap(planted):
     report, _ = planted
     fig = plot_first_token_attention(report)
     assert len(fig.data) == 1 and fig.data[0].type == "heatmap"
-    assert list(fig.data[0].y) == ["0 *", "1 *"]       # both blocks carry the planted token
+    assert list(fig.data[0].y) == ["0", "1 *"]     # block 0's output feeds block 1
     assert fig.layout.xaxis.title.text == "attention head"
-    mean = float(report.first_token[0:].mean())
+    assert report.carrying_blocks == [1]
+    mean, other = float(report.first_token[1].mean()), float(report.first_token[0].mean())
     assert f"heads put on average {mean:.0%}" in _caption(fig)
+    assert f"in the other blocks {other:.0%}" in _caption(fig)
 
 
 def test_bias_and_view_figures(planted):
@@ -48,7 +50,8 @@ def test_bias_and_view_figures(planted):
     fig = plot_sink_bias(report)
     assert [t.name for t in fig.data] == ["first token's part", "other tokens' part",
                                           "first token's share of the norm"]
-    assert f"{report.bias['sink_cosine'].iloc[0]:.2f}" in _caption(fig)
+    assert f"In block 1, the first token's part" in _caption(fig)
+    assert f"{report.bias['sink_cosine'].iloc[1]:.2f}" in _caption(fig)
     fig = plot_token_channels(view)
     assert fig.data[0].type == "heatmap" and len(fig.data[0].y) == len(view.tokens)
     assert fig.data[0].y[0].startswith("<b>0:")                # the sink token is highlighted

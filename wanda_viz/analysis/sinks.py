@@ -100,6 +100,12 @@ class SinkReport:
     calibration: dict | None = None
     model_name: str | None = None
 
+    @property
+    def carrying_blocks(self) -> list[int]:
+        """Blocks whose INPUT carries massive activations (the block after each one whose output
+        does): their attention sees the massive tokens."""
+        return [b + 1 for b in self.rule.blocks if b + 1 < len(self.block_names)]
+
     def protocol(self) -> str:
         return (f"eager attention probabilities after softmax, mean over {self.n_windows} windows "
                 f"and query positions 1..{self.seq_len - 1} ({calibration_caption(self.calibration)});"

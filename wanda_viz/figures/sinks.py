@@ -26,7 +26,7 @@ KIND_ORDER = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 
 def _block_labels(report: SinkReport) -> list[str]:
-    massive = set(report.rule.blocks)
+    massive = set(report.carrying_blocks)
     return [f"{i}{' *' if i in massive else ''}" for i in range(len(report.block_names))]
 
 
@@ -43,7 +43,7 @@ def plot_first_token_attention(report: SinkReport) -> go.Figure:
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(type="category")
     return _finish(fig, title="Attention on the first token, per block and head",
-                   x_title="attention head", y_title="decoder block (* = massive activations)",
+                   x_title="attention head", y_title="decoder block (* = input carries massive activations)",
                    caption=f"{attention_takeaway(report)} {report.protocol()}",
                    height=max(420, 18 * len(labels) + 120))
 
@@ -64,7 +64,7 @@ def plot_sink_bias(report: SinkReport) -> go.Figure:
     fig.update_yaxes(range=[min(-0.05, float(bias[["sink_cosine", "rest_cosine"]].min().min())),
                             1.05])
     return _finish(fig, title="The implicit bias: how constant is the first token's contribution?",
-                   x_title="decoder block (* = massive activations)",
+                   x_title="decoder block (* = input carries massive activations)",
                    y_title="mean cosine between positions / share",
                    caption=f"{bias_takeaway(report)} Attention output without the projection "
                            f"bias, split into the first token's term W_o[p_q0 v_0] and the rest; "

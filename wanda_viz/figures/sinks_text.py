@@ -22,16 +22,18 @@ def _pct(value: float) -> str:
 
 def attention_takeaway(report: SinkReport) -> str:
     first = report.first_token.mean(dim=1)          # (n_layers,) mean over heads
-    blocks = report.rule.blocks
-    if not blocks:
-        return (f"No massive activations on these windows; heads put on average "
-                f"{_pct(float(first.mean()))} of their attention on the first token.")
-    start, channel = blocks[0], report.rule.channels[0]
-    after, before = float(first[start:].mean()), float(first[:start].mean()) if start else math.nan
-    text = (f"From block {start}, where channel {channel} appears, heads put on average "
-            f"{_pct(after)} of their attention on the first token")
-    text += f" (blocks before it: {_pct(before)})." if start else "."
-    other = report.other_massive[start:]
+    carrying = report.carrying_blocks
+    if not carrying:
+        return (f"No massive activations reach an attention layer on these windows; heads put "
+                f"on average {_pct(float(first.mean()))} of their attention on the first token.")
+    start, channel = carrying[0], report.rule.channels[0]
+    inside = float(first[carrying].mean())
+    outside = [i for i in range(len(first)) if i not in set(carrying)]
+    text = (f"From block {start}, the first whose input carries the massive activation of "
+            f"channel {channel} (it appears in block {start - 1}'s output), heads put on average "
+            f"{_pct(inside)} of their attention on the first token; in the other blocks "
+            f"{_pct(float(first[outside].mean())) if outside else 'n/a'}.")
+    other = report.other_massive[carrying]
     if report.other_queries and not bool(other.isnan().all()):
         text += (f" The other massive-activation tokens get {_pct(float(other.nanmean()))} "
                  "from the queries after them.")
@@ -43,7 +45,7 @@ def attention_takeaway(report: SinkReport) -> str:
 def bias_takeaway(report: SinkReport, block: int | None = None) -> str:
     bias = report.bias
     if block is None:
-        block = report.rule.blocks[0] if report.rule.blocks else len(bias) // 2
+        block = report.carrying_blocks[0] if report.carrying_blocks else len(bias) // 2
     row = bias.iloc[block]
     return (f"In block {block}, the first token's part of the attention output has a mean cosine "
             f"of {row['sink_cosine']:.2f} between query positions and windows (the other tokens' "
