@@ -6,6 +6,8 @@ point must leave every hook as it was, also on error and cancellation.
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from transformers import DynamicCache
@@ -20,9 +22,10 @@ from wanda_viz.analysis.sinks_interventions import (all_block_sites, measure_blo
 from wanda_viz.analysis.sinks_points import PointCache, intervention_table, window_table
 from wanda_viz.analysis.sinks_pruning import (collect_input_peaks, kept_on_massive,
                                               massive_columns, summarize_by_kind)
+from wanda_viz.analysis.sinks_run import SinksConfig, run_sinks
 from wanda_viz.analysis.sliding_window import (SlidingWindowConfig, restrict_attention,
                                                window_keep)
-from wanda_viz.analysis.why import channel_disagreement
+from wanda_viz.analysis.why import channel_disagreement, holder
 from wanda_viz.cancel import Cancelled, CancelToken
 
 
@@ -75,13 +78,13 @@ def test_window_table_directions_and_cache(setup, tmp_path):
     config = SlidingWindowConfig(windows=(2, 4), sink_tokens=1, chunk_len=16, max_chunks=8)
     cache = PointCache(fingerprint={"model": "planted", "fingerprint": "x"},
                        cache_dir=str(tmp_path))
-    table = window_table(model, calib, eval_ids, config, cache=cache)
+    table = window_table(holder(model, None), calib, eval_ids, config, cache=cache)
     full = table.loc[table["window"].isna(), "perplexity"].item()
     for window in (2, 4):
         rows = table[table["window"] == window].set_index("sink_tokens")["perplexity"]
         assert rows[1] < rows[0]            # keeping the planted first token helps
         assert full < rows[1]
-    again = window_table(model, calib, eval_ids, config, cache=cache)
+    again = window_table(holder(model, None), calib, eval_ids, config, cache=cache)
     assert again["cached"].all() and again["perplexity"].tolist() == table["perplexity"].tolist()
 
 
@@ -120,8 +123,8 @@ def test_interventions_restore_hooks_and_directions(setup):
     model, calib, eval_ids, report = setup
     means = measure_block_means(model, calib, all_block_sites(report))
     before = snapshot(model)
-    table, _ = intervention_table(model, calib, eval_ids, means, seq_len=16, max_windows=8,
-                                  seeds=(0, 1), cache=PointCache())
+    table, _ = intervention_table(holder(model, None), calib, eval_ids, means, seq_len=16,
+                                  max_windows=8, seeds=(0, 1), cache=PointCache())
     assert_unchanged(model, before)
     ppl = {(r.target, r.mode, r.seed if r.seed == r.seed else None): r.perplexity
            for r in table.itertuples()}
@@ -178,3 +181,23 @@ def test_pruning_kept_on_massive_columns():
     kinds = summarize_by_kind(table).set_index("kind")
     assert kinds.loc["q_proj", "share_magnitude"] == 0.0
     assert kinds["weights"].sum() == table["weights"].sum()
+
+
+def test_run_sinks_takes_the_model_per_step(setup):
+    model, calib, eval_ids, report = setup
+    entered = []
+
+    @contextlib.contextmanager
+    def hold():
+        entered.append(1)
+        yield model
+    config = SinksConfig(seeds=(0,), eval_seq_len=16, max_eval_windows=2,
+                         window=SlidingWindowConfig(windows=(2,), sink_tokens=1, chunk_len=16,
+                                                    max_chunks=1))
+    before = snapshot(model)
+    result = run_sinks(model, calib, eval_ids, config, report=report, model_for_point=hold)
+    assert_unchanged(model, before)
+    # dense passes, massive means, 5 intervention points (dense, massive x 2, random x 2) and
+    # 3 window points (full, W=2 with and without the first token)
+    assert len(entered) == 1 + 1 + 5 + 3
+    assert len(result.interventions) == 5 and len(result.window) == 3

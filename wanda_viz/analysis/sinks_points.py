@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from torch import nn
 
 from ..cancel import CancelToken, check_cancelled
 from ..evaluate import count_eval_windows
@@ -21,7 +20,7 @@ from .changed_point import evaluate_with_change, perplexity_metric
 from .sinks_interventions import BlockMeans, replace_in_all_blocks, replace_random_activations
 from .sliding_window import (WINDOW_COLUMNS, SlidingWindowConfig, restrict_attention,
                              scored_tokens, tail_perplexity_metric, window_points)
-from .why import cached_point, why_context
+from .why import ModelHold, cached_point, why_context
 from .why_activations import INTERVENTIONS
 
 __all__ = ["PointCache", "INTERVENTION_COLUMNS", "intervention_table", "window_table"]
@@ -55,11 +54,14 @@ def _recording(factory, record: dict):
     return change
 
 
-def intervention_table(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
+def intervention_table(hold: ModelHold, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
                        means: BlockMeans, *, seq_len: int, max_windows: int | None,
                        seeds: tuple[int, ...], cache: PointCache,
                        cancel: CancelToken | None = None) -> tuple[pd.DataFrame, dict]:
     """Dense, massive (zero, mean) and random (zero, mean, per seed) perplexity points.
+
+    Args:
+        hold: entered around each computed point, yields the dense model (``why.holder``).
 
     Returns:
         (table with ``INTERVENTION_COLUMNS``, shared protocol columns of ``why_context``).
@@ -87,7 +89,8 @@ def intervention_table(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torc
         def compute(target=target, mode=mode, seed=seed, factory=factory) -> dict:
             record: dict = {}
             change = _recording(factory, record) if factory is not None else None
-            ppl = evaluate_with_change(model, change, metric, cancel=cancel)
+            with hold() as model:
+                ppl = evaluate_with_change(model, change, metric, cancel=cancel)
             counter = record.get("counter") or {"replaced": 0, "first_token": 0}
             return {"target": target, "mode": mode, "seed": seed, "perplexity": ppl,
                     "replaced": counter["replaced"], "first_token": counter["first_token"],
@@ -96,10 +99,13 @@ def intervention_table(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torc
     return pd.DataFrame(rows, columns=INTERVENTION_COLUMNS), shared
 
 
-def window_table(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
+def window_table(hold: ModelHold, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
                  config: SlidingWindowConfig, *, cache: PointCache,
                  cancel: CancelToken | None = None) -> pd.DataFrame:
     """Tail perplexity with full attention and with every window, with and without sinks.
+
+    Args:
+        hold: entered around each computed point, yields the dense model (``why.holder``).
 
     Returns:
         DataFrame with ``WINDOW_COLUMNS``; window None (NaN) = full attention.
@@ -116,7 +122,8 @@ def window_table(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tens
 
         def compute(window=window, sinks=sinks) -> dict:
             change = functools.partial(restrict_attention, window=window, sink_tokens=sinks)
-            return {"window": window, "sink_tokens": sinks, "tokens": tokens,
-                    "perplexity": evaluate_with_change(model, change, metric, cancel=cancel)}
+            with hold() as model:
+                ppl = evaluate_with_change(model, change, metric, cancel=cancel)
+            return {"window": window, "sink_tokens": sinks, "tokens": tokens, "perplexity": ppl}
         rows.append(cached_point(settings, context, compute, cache_dir=cache.cache_dir))
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)

@@ -29,6 +29,7 @@ from .sinks_pruning import (collect_input_peaks, kept_on_massive, massive_column
                             summarize_by_kind)
 from .sinks_view import PAPER_TEXT, TokenChannelView, token_channel_view
 from .sliding_window import SlidingWindowConfig, count_chunks
+from .why import ModelHold, holder
 
 __all__ = ["SinksConfig", "SinksResult", "run_sinks", "sinks_payload", "export_sinks", "git_commit"]
 
@@ -82,12 +83,13 @@ def _view_ids(tokenizer, text: str, calib_ids: torch.Tensor) -> torch.Tensor:
     return torch.tensor(tokenizer(text, return_tensors=None)["input_ids"])
 
 
-def _interventions(model, calib_ids, eval_ids, report, config, cache, cancel):
-    seq_len = resolve_seq_len(model, config.eval_seq_len)
+def _interventions(hold, calib_ids, eval_ids, report, config, cache, cancel):
     sites = all_block_sites(report, min_abs=config.min_abs, min_ratio=config.min_ratio)
-    means = measure_block_means(model, calib_ids, sites, batch_size=config.batch_size,
-                                cancel=cancel)
-    table, shared = intervention_table(model, calib_ids, eval_ids, means, seq_len=seq_len,
+    with hold() as model:
+        seq_len = resolve_seq_len(model, config.eval_seq_len)
+        means = measure_block_means(model, calib_ids, sites, batch_size=config.batch_size,
+                                    cancel=cancel)
+    table, shared = intervention_table(hold, calib_ids, eval_ids, means, seq_len=seq_len,
                                        max_windows=config.max_eval_windows, seeds=config.seeds,
                                        cache=cache, cancel=cancel)
     blocks = ", ".join(str(s.block_index) for s in means.sites)
@@ -99,9 +101,9 @@ def _interventions(model, calib_ids, eval_ids, report, config, cache, cancel):
     return table, protocol
 
 
-def _window(model, calib_ids, eval_ids, config, cache, cancel):
+def _window(hold, calib_ids, eval_ids, config, cache, cancel):
     window = config.window
-    table = window_table(model, calib_ids, eval_ids, window, cache=cache, cancel=cancel)
+    table = window_table(hold, calib_ids, eval_ids, window, cache=cache, cancel=cancel)
     protocol = (f"each token sees the last W tokens (itself included), with or without the "
                 f"first {window.sink_tokens}; attention mask with original positions (no "
                 f"pos_shift); {cache.eval_label}, {int(table['tokens'].iloc[0])} predictions at "
@@ -123,15 +125,8 @@ def _pruning(model, calib_ids, report, config, cancel):
     return table, summarize_by_kind(table), protocol
 
 
-@torch.no_grad()
-def run_sinks(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor | None,
-              config: SinksConfig = SinksConfig(), *, tokenizer=None,
-              cache: PointCache | None = None, cancel: CancelToken | None = None,
-              model_name: str | None = None, report: ActivationReport | None = None
-              ) -> SinksResult:
-    """Every sinks analysis on a dense model (``eval_ids`` None skips the perplexity ones)."""
-    cache = cache or PointCache()
-    notes = []
+def _dense_passes(model, calib_ids, config, cache, *, tokenizer, cancel, model_name, report):
+    """(activation report, rule, sink report, view, pruning tables) of the dense model."""
     report = report or collect_activation_report(
         model, calib_ids, tokenizer=tokenizer, batch_size=config.batch_size,
         calibration=cache.calibration, model_name=model_name)
@@ -144,16 +139,36 @@ def run_sinks(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor 
         (rule.blocks[0] if rule.blocks else len(report.block_names) // 2)
     view = token_channel_view(model, _view_ids(tokenizer, config.view_text, calib_ids),
                               view_block, rule, tokenizer=tokenizer)
+    return report, rule, sinks, view, _pruning(model, calib_ids, report, config, cancel)
+
+
+@torch.no_grad()
+def run_sinks(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor | None,
+              config: SinksConfig = SinksConfig(), *, tokenizer=None,
+              cache: PointCache | None = None, cancel: CancelToken | None = None,
+              model_name: str | None = None, report: ActivationReport | None = None,
+              model_for_point: ModelHold | None = None) -> SinksResult:
+    """Every sinks analysis on a dense model (``eval_ids`` None skips the perplexity ones).
+
+    Args:
+        report: the activation report of this model on ``calib_ids`` if already computed.
+        model_for_point: entered around the dense passes and each perplexity point, yields the
+            dense model (a service's shared model, taken per step); None = ``model``.
+    """
+    cache, hold, notes = cache or PointCache(), holder(model, model_for_point), []
+    with hold() as held:
+        report, rule, sinks, view, (pruning, kinds, pruning_protocol) = _dense_passes(
+            held, calib_ids, config, cache, tokenizer=tokenizer, cancel=cancel,
+            model_name=model_name, report=report)
     interventions, intervention_protocol = None, ""
     if eval_ids is not None and config.interventions and rule.channels:
-        interventions, intervention_protocol = _interventions(model, calib_ids, eval_ids, report,
+        interventions, intervention_protocol = _interventions(hold, calib_ids, eval_ids, report,
                                                               config, cache, cancel)
     elif not rule.channels:
         notes.append(f"no interventions: {rule.describe()}")
     window, window_protocol = None, ""
     if eval_ids is not None and config.window is not None:
-        window, window_protocol = _window(model, calib_ids, eval_ids, config, cache, cancel)
-    pruning, kinds, pruning_protocol = _pruning(model, calib_ids, report, config, cancel)
+        window, window_protocol = _window(hold, calib_ids, eval_ids, config, cache, cancel)
     return SinksResult(rule, sinks, view, interventions, intervention_protocol, window,
                        window_protocol, pruning, kinds, pruning_protocol,
                        find_massive_activations(report, min_abs=config.min_abs,
