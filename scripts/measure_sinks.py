@@ -66,7 +66,7 @@ def figures_of(result: SinksResult, config: SinksConfig) -> dict:
     figures = {"attention": sink_figures.plot_first_token_attention(result.sinks),
                "bias": sink_figures.plot_sink_bias(result.sinks),
                "view": sink_figures.plot_token_channels(result.view),
-               "pruning": sink_figures.plot_sink_pruning(result.pruning_kinds, config.sparsity,
+               "pruning": sink_figures.plot_sink_pruning(result.pruning_kinds, result.sparsity,
                                                          result.pruning_protocol)}
     if result.interventions is not None:
         figures["interventions"] = sink_figures.plot_sink_interventions(

@@ -75,6 +75,7 @@ class SinksResult:
     pruning_protocol: str
     massive: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    sparsity: float = 0.5                  # of the pruning comparison
 
 
 def _view_ids(tokenizer, text: str, calib_ids: torch.Tensor) -> torch.Tensor:
@@ -172,7 +173,8 @@ def run_sinks(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor 
     return SinksResult(rule, sinks, view, interventions, intervention_protocol, window,
                        window_protocol, pruning, kinds, pruning_protocol,
                        find_massive_activations(report, min_abs=config.min_abs,
-                                                min_ratio=config.min_ratio), notes)
+                                                min_ratio=config.min_ratio), notes,
+                       config.sparsity)
 
 
 def _matrix(tensor: torch.Tensor) -> list[list[float | None]]:

@@ -19,6 +19,8 @@ import torch
 from ..analysis import (ActivationReport, GenerationComparison, ScoreReport, analyze_layer_scores,
                         collect_activation_report, compare_generations, group_ablation,
                         WhyResult, model_fingerprint, run_sweep, run_why, sweep_points)
+from ..analysis.sinks_points import PointCache
+from ..analysis.sinks_run import SinksConfig, SinksResult, run_sinks
 from ..config import CalibConfig, EvalConfig, PruneConfig
 from ..data import get_calibration_ids
 from ..evaluate import evaluate
@@ -29,7 +31,7 @@ from .limits import Limits
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["prune_job", "outliers_job", "scores_job", "ablation_job", "sweep_job",
-           "generate_job", "check_sweep_size", "why_job"]
+           "generate_job", "check_sweep_size", "why_job", "sinks_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,3 +197,25 @@ def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
                    max_windows=evaluation.max_windows, cache_dir=cache_dir,
                    model_name=spec.label, dense=dense,
                    model_for_point=_model_per_point(spec, limits))
+
+
+@_gpu
+def sinks_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
+              calibration: dict, limits: Limits, config: SinksConfig,
+              report: ActivationReport | None = None,
+              cache_dir: str | None = None) -> SinksResult:
+    """Where the huge activations go: attention sinks, implicit bias, interventions, windows.
+
+    Like the why job, the model is taken anew for the dense passes and for each perplexity point;
+    ``report`` (the session's activation report of the same windows) saves one dense pass.
+    """
+    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+        eval_ids, label = (None, "none") if evaluation.source is None else \
+            entry.get_eval_ids(evaluation.source, evaluation.data_dir)
+        cache = PointCache(model_fingerprint(spec.source, model=entry.model), calibration, label,
+                           cache_dir)
+        model, tokenizer = entry.model, entry.tokenizer
+    return run_sinks(model, calib_ids, eval_ids, config, tokenizer=tokenizer, cache=cache,
+                     model_name=spec.label, report=report,
+                     model_for_point=_model_per_point(spec, limits))
+
