@@ -11,7 +11,7 @@ import torch
 
 from test_ui_handlers import PRUNE, SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
 
-RUN = dict(windows=[4, 8, 64], sink_tokens=2, seeds=1, interventions=True, sparsity=0.5,
+RUN = dict(windows=[4, 8, 64], sink_tokens=2, seeds=1, run_interventions=True, sparsity=0.5,
            view_text="The cat sat. The dog ran.")
 
 
@@ -30,7 +30,7 @@ def test_sinks_needs_a_prune_first(app_env):
 def test_presets(app_env):
     from wanda_viz.ui.tabs import sinks
     assert sinks.on_preset(list(sinks.PRESETS)[2]) == {
-        "windows": [], "sink_tokens": 4, "seeds": 1, "interventions": False}
+        "windows": [], "sink_tokens": 4, "seeds": 1, "run_interventions": False}
     with pytest.raises(gr.Error, match="unknown preset"):
         sinks.on_preset("nope")
 
@@ -65,7 +65,7 @@ def test_a_new_setup_clears_the_result(app_env):
     from wanda_viz.service import Session
     from wanda_viz.ui.tabs import model, sinks
     session = model.on_prune(Session(), **SETUP, **PRUNE)["session"]
-    session = sinks.on_sinks(session, **{**RUN, "windows": [], "interventions": False})["session"]
+    session = sinks.on_sinks(session, **{**RUN, "windows": [], "run_interventions": False})["session"]
     result = session.sinks
     session = model.on_prune(session, **SETUP, **{**PRUNE, "method": "magnitude"})["session"]
     assert session.sinks is result
@@ -74,3 +74,17 @@ def test_a_new_setup_clears_the_result(app_env):
     assert session.sinks is None
     views = sinks.on_refresh(session)
     assert views["summary"] == sinks.PLACEHOLDER and views["files"] is None
+
+
+def test_sinks_through_the_named_api(tmp_path):
+    from gradio_client import Client
+    from app_server import serve_app
+    from wanda_viz.ui.tabs import sinks
+    with serve_app(tmp_path) as url:
+        client = Client(url, verbose=False, download_files=False)
+        client.predict(**SETUP, **PRUNE, api_name="/prune")
+        outputs = client.predict(**{**RUN, "windows": [16]}, api_name="/sinks")
+    named = dict(zip(sinks.OUTPUTS, outputs))   # the session (a gr.State) is not in the API
+    assert "first token" in named["summary"]
+    assert [row[:2] for row in named["window"]["data"]] == [[None, 0], [16, 0], [16, 2]]
+    assert "sinks.json" in {f["orig_name"] for f in named["files"]}

@@ -47,7 +47,7 @@ def build(limits) -> dict:
         c["windows"] = gr.CheckboxGroup(WINDOWS, value=WINDOWS, label="sliding windows W")
         c["sink_tokens"] = gr.Slider(1, 8, value=4, step=1, label="first tokens kept")
         c["seeds"] = gr.Slider(1, 5, value=3, step=1, label="random seeds")
-        c["interventions"] = gr.Checkbox(value=True, label="all-block interventions")
+        c["run_interventions"] = gr.Checkbox(value=True, label="all-block interventions")
     with gr.Row():
         c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity (step 6)")
         c["view_text"] = gr.Textbox(value=PAPER_TEXT, label="Text of the token x "
@@ -74,10 +74,11 @@ def build(limits) -> dict:
 def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["preset"].change, on_preset, [c["preset"]],
-           pick(c, "windows", "sink_tokens", "seeds", "interventions"), **QUIET)
+           pick(c, "windows", "sink_tokens", "seeds", "run_interventions"), **QUIET)
     listen(c["run"].click, on_sinks, [ctx.session], {"session": ctx.session, **pick(c, *OUTPUTS)},
            api_name="sinks", inputs_kwargs=pick(c, "windows", "sink_tokens", "seeds",
-                                                "interventions", "sparsity", "view_text"), **LONG)
+                                                "run_interventions", "sparsity", "view_text"),
+           **LONG)
 
 
 def refresh(ctx: Context, trigger):
@@ -93,17 +94,17 @@ def on_refresh(session: Session) -> dict:
 def on_preset(preset: str) -> dict:
     if preset not in PRESETS:
         raise gr.Error(f"unknown preset {preset!r}")
-    return dict(zip(("windows", "sink_tokens", "seeds", "interventions"), PRESETS[preset]))
+    return dict(zip(("windows", "sink_tokens", "seeds", "run_interventions"), PRESETS[preset]))
 
 
-def _config(session: Session, *, windows, sink_tokens, seeds, interventions, sparsity,
+def _config(session: Session, *, windows, sink_tokens, seeds, run_interventions, sparsity,
             view_text) -> SinksConfig:
     seq_len = session.calib_ids.shape[1]   # chunks of the evaluation text: the window length
     fitting = sorted(int(w) for w in windows if int(w) + 2 <= seq_len)
     window = SlidingWindowConfig(windows=tuple(fitting), sink_tokens=int(sink_tokens),
                                  chunk_len=seq_len, max_chunks=2) if fitting else None
     return SinksConfig(view_text=view_text or PAPER_TEXT,
-                       interventions=bool(interventions),
+                       interventions=bool(run_interventions),
                        seeds=tuple(range(int(seeds))), eval_seq_len=seq_len,
                        max_eval_windows=session.eval_spec.max_windows, window=window,
                        sparsity=float(sparsity))
@@ -111,12 +112,13 @@ def _config(session: Session, *, windows, sink_tokens, seeds, interventions, spa
 
 @readable
 def on_sinks(session: Session, progress=gr.Progress(track_tqdm=True), *, windows: list[int],
-             sink_tokens: int, seeds: int, interventions: bool, sparsity: float,
+             sink_tokens: int, seeds: int, run_interventions: bool, sparsity: float,
              view_text: str) -> dict:
     """Every sinks measure on the dense model of the session's last prune."""
     need_calibration(session)
     config = _config(session, windows=windows, sink_tokens=sink_tokens, seeds=seeds,
-                     interventions=interventions, sparsity=sparsity, view_text=view_text)
+                     run_interventions=run_interventions, sparsity=sparsity,
+                     view_text=view_text)
     session.sinks = jobs.sinks_job(session.model, session.calib_ids, session.eval_spec,
                                    calibration=session.calibration, limits=get_limits(),
                                    config=config, report=session.report)
