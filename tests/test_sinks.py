@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from conftest import VOCAB, make_tiny_model
-from sinks_planted import (DELIM, DELIM_CHANNEL, DELIM_POS, SINK, SINK_CHANNEL, expected_first_token,
-                           expected_other, expected_parts, sink_model, sink_windows)
+from sinks_planted import (DELIM, DELIM_CHANNEL, DELIM_POS, SINK, SINK_CHANNEL,
+                           expected_first_token, expected_other, expected_parts, sink_model,
+                           sink_windows)
 from why_planted import assert_unchanged, snapshot
 from wanda_viz.analysis import collect_activation_report
 from wanda_viz.analysis.attention_probe import (eager_attention, find_attention_modules,

@@ -1,4 +1,4 @@
-"""CLI ``sinks`` end to end on a tiny saved LLaMA: the JSON's keys and shapes, the cache, bad input."""
+"""CLI ``sinks`` end to end on a tiny saved LLaMA: the JSON's keys and shapes, cache, bad input."""
 from __future__ import annotations
 
 import json

@@ -65,7 +65,8 @@ def test_a_new_setup_clears_the_result(app_env):
     from wanda_viz.service import Session
     from wanda_viz.ui.tabs import model, sinks
     session = model.on_prune(Session(), **SETUP, **PRUNE)["session"]
-    session = sinks.on_sinks(session, **{**RUN, "windows": [], "run_interventions": False})["session"]
+    quick = {**RUN, "windows": [], "run_interventions": False}
+    session = sinks.on_sinks(session, **quick)["session"]
     result = session.sinks
     session = model.on_prune(session, **SETUP, **{**PRUNE, "method": "magnitude"})["session"]
     assert session.sinks is result

@@ -108,7 +108,8 @@ class SinkReport:
 
     def protocol(self) -> str:
         return (f"eager attention probabilities after softmax, mean over {self.n_windows} windows "
-                f"and query positions 1..{self.seq_len - 1} ({calibration_caption(self.calibration)});"
+                f"and query positions 1..{self.seq_len - 1} "
+                f"({calibration_caption(self.calibration)});"
                 f" {self.rule.describe()}")
 
 

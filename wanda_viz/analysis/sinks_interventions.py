@@ -3,7 +3,8 @@
 Sun et al. (arXiv 2402.17762, section 3; locuslab/massive-activations ``lib/hook.py``) intervene
 at one block's output; the question left open there (massive-activations#4) is what happens when
 every block's massive activations are replaced. Here every block of the activation report with
-massive activations gets the existing one-block hook (``why_activations.replace_massive_activations``:
+massive activations gets the existing one-block hook
+(``why_activations.replace_massive_activations``:
 entries of its massive channels that pass the rule in the window are overwritten), all at once.
 The mean of each (block, channel) is taken over the dense model's massive entries in the
 calibration windows, as the reference does over many inputs.

@@ -45,7 +45,7 @@ def _context(cache: PointCache, calib_ids, eval_ids, seq_len, max_windows):
 
 
 def _recording(factory, record: dict):
-    """The change ``factory`` makes, storing the counter its context manager yields in ``record``."""
+    """``factory``'s change, keeping the counter its context manager yields in ``record``."""
     @contextlib.contextmanager
     def change(model):
         with factory(model) as counter:

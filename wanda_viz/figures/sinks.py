@@ -22,6 +22,7 @@ __all__ = ["plot_first_token_attention", "plot_sink_bias", "plot_token_channels"
            "plot_sink_interventions", "plot_sliding_window", "plot_sink_pruning"]
 
 SINK_COLOR, REST_COLOR = "#AA3377", "#66CCEE"
+_MARK = "Blocks marked * have massive activations in their input."
 KIND_ORDER = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -43,8 +44,8 @@ def plot_first_token_attention(report: SinkReport) -> go.Figure:
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(type="category")
     return _finish(fig, title="Attention on the first token, per block and head",
-                   x_title="attention head", y_title="decoder block (* = input carries massive activations)",
-                   caption=f"{attention_takeaway(report)} {report.protocol()}",
+                   x_title="attention head", y_title="decoder block",
+                   caption=f"{attention_takeaway(report)} {_MARK} Protocol: {report.protocol()}",
                    height=max(420, 18 * len(labels) + 120))
 
 
@@ -64,12 +65,11 @@ def plot_sink_bias(report: SinkReport) -> go.Figure:
     fig.update_yaxes(range=[min(-0.05, float(bias[["sink_cosine", "rest_cosine"]].min().min())),
                             1.05])
     return _finish(fig, title="The implicit bias: how constant is the first token's contribution?",
-                   x_title="decoder block (* = input carries massive activations)",
-                   y_title="mean cosine between positions / share",
-                   caption=f"{bias_takeaway(report)} Attention output without the projection "
-                           f"bias, split into the first token's term W_o[p_q0 v_0] and the rest; "
-                           f"cosine over pairs of query positions 1..T-1 of all windows. "
-                           f"{report.protocol()}")
+                   x_title="decoder block", y_title="mean cosine / share",
+                   caption=f"{bias_takeaway(report)} {_MARK} Protocol: attention output without "
+                           f"the projection bias, split into the first token's term "
+                           f"W_o[p_q0 v_0] and the rest; cosine over pairs of query positions "
+                           f"1..T-1 of all windows; {report.protocol()}")
 
 
 def _tick_label(position: int, token: str, carrying: set[int]) -> str:
@@ -93,7 +93,7 @@ def plot_token_channels(view: TokenChannelView) -> go.Figure:
     fig.update_yaxes(type="category", autorange="reversed")
     return _finish(fig, title=f"|h| per token and channel at {view.block}",
                    x_title="hidden channel (index)", y_title="token (◀ carries a massive one)",
-                   caption=f"{view_takeaway(view)} {view.protocol()}",
+                   caption=f"{view_takeaway(view)} Protocol: {view.protocol()}",
                    height=max(360, 22 * len(labels) + 120))
 
 
@@ -122,7 +122,7 @@ def plot_sink_interventions(table: pd.DataFrame, protocol: str = "") -> go.Figur
     fig.update_xaxes(type="category")
     return _finish(fig, title="Massive activations replaced in every block where they appear",
                    x_title="intervention", y_title="perplexity (log scale)", log_y=True,
-                   caption=f"{intervention_takeaway(table)} {protocol}")
+                   caption=f"{intervention_takeaway(table)} Protocol: {protocol}")
 
 
 def plot_sliding_window(table: pd.DataFrame, protocol: str = "") -> go.Figure:
@@ -144,7 +144,7 @@ def plot_sliding_window(table: pd.DataFrame, protocol: str = "") -> go.Figure:
     return _finish(fig, title="Sliding-window attention with and without the first tokens",
                    x_title="W = most recent tokens each token sees (log scale)",
                    y_title="perplexity (log scale)", log_y=True,
-                   caption=f"{window_takeaway(table)} {protocol}")
+                   caption=f"{window_takeaway(table)} Protocol: {protocol}")
 
 
 def plot_sink_pruning(kinds: pd.DataFrame, sparsity: float = 0.5,
@@ -164,6 +164,10 @@ def plot_sink_pruning(kinds: pd.DataFrame, sparsity: float = 0.5,
                              name=f"kept overall ({1 - sparsity:.0%})",
                              line={"color": METHOD_COLORS["dense"], "dash": "dash"}))
     fig.update_yaxes(tickformat=".0%", range=[0, 1.1])
+    if kinds.empty:
+        fig.add_annotation(text="no layer reads a massive channel", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16})
+        fig.update_xaxes(visible=False)
     return _finish(fig, title="Pruning meets sinks: weights reading the massive channels kept",
                    x_title="module type", y_title="share of those weights kept",
-                   caption=f"{pruning_takeaway(kinds, sparsity)} {protocol}")
+                   caption=f"{pruning_takeaway(kinds, sparsity)} Protocol: {protocol}")

@@ -54,9 +54,8 @@ def build(limits) -> dict:
                                     "channel view", scale=3)
     c["run"] = gr.Button("Measure where the huge activations go", variant="primary")
     c["summary"] = gr.Markdown(PLACEHOLDER)
-    with gr.Row():
-        c["attention"] = gr.Plot(label="1. Attention on the first token")
-        c["bias"] = gr.Plot(label="2. The implicit bias")
+    c["attention"] = gr.Plot(label="1. Attention on the first token")
+    c["bias"] = gr.Plot(label="2. The implicit bias")
     c["view"] = gr.Plot(label="3. |h| per token and channel")
     c["interventions_fig"] = gr.Plot(label="4. Massive activations replaced in every block")
     c["interventions"] = gr.Dataframe(label="Perplexity per intervention", interactive=False)
