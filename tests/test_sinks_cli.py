@@ -24,8 +24,10 @@ def _args(model, calib, evaluation, tmp_path) -> list[str]:
 def test_sinks_command_writes_json_and_reuses_cache(saved_model, text_files, tmp_path, capsys):
     calib, evaluation = text_files
     out = tmp_path / "sinks.json"
-    assert main(_args(saved_model, calib, evaluation, tmp_path) + ["--json", str(out)]) == 0
+    assert main(_args(saved_model, calib, evaluation, tmp_path) + ["--json", str(out),
+                                                                   "--bias-block", "0"]) == 0
     printed = capsys.readouterr().out
+    assert "In block 0, the first token's part" in printed
     assert "Attention on the first token" in printed and "Sliding-window attention" in printed
     payload = json.loads(out.read_text())
     attention = payload["first_token_attention"]
@@ -48,6 +50,7 @@ def test_sinks_command_writes_json_and_reuses_cache(saved_model, text_files, tmp
     (["--windows", "2,40"], "largest window"),
     (["--sparsity", "1.5"], "sparsity must be in"),
     (["--seeds", "a"], "--seeds must be comma-separated integers"),
+    (["--bias-block", "7"], "--bias-block must be in 0..1"),
 ])
 def test_sinks_command_bad_input(saved_model, text_files, tmp_path, capsys, extra, message):
     calib, evaluation = text_files

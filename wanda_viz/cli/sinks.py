@@ -21,7 +21,7 @@ from ..analysis.sweep import default_cache_dir, model_fingerprint
 from ..data import get_eval_ids
 from ..figures.sinks_text import (attention_takeaway, bias_takeaway, intervention_takeaway,
                                   pruning_takeaway, view_takeaway, window_takeaway)
-from ..models import DEMO_MODEL_DIR
+from ..models import DEMO_MODEL_DIR, find_decoder_layers
 from .common import (add_calib_args, add_eval_args, add_model_args, eval_config,
                      load_calibration, load_model_from_args)
 from .why import _int_list
@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--massive-abs", type=float, default=100.0, help="|h| above (100)")
     group.add_argument("--massive-ratio", type=float, default=1000.0,
                        help="|h| above this multiple of the median |h| (1000)")
+    group.add_argument("--bias-block", type=int, default=None,
+                       help="block whose implicit bias the summary describes (default: the first "
+                            "whose input carries massive activations)")
     group.add_argument("--view-block", type=int, default=None,
                        help="block of the token x channel view (default: the first with massive "
                             "activations)")
@@ -87,7 +90,7 @@ def _print(title: str, table: pd.DataFrame | None, text: str, protocol: str = ""
         print(f"protocol: {protocol}")
 
 
-def _report(result: SinksResult, config: SinksConfig) -> None:
+def _report(result: SinksResult, config: SinksConfig, bias_block: int | None) -> None:
     sinks = result.sinks
     first = pd.DataFrame({"block": sinks.block_names,
                           "mean over heads": sinks.first_token.mean(dim=1).tolist(),
@@ -95,7 +98,7 @@ def _report(result: SinksResult, config: SinksConfig) -> None:
     _print("Attention on the first token (mean over queries 1..T-1)", first,
            attention_takeaway(sinks), sinks.protocol())
     _print("The implicit bias", sinks.bias[["block", "sink_cosine", "rest_cosine",
-                                            "sink_share"]], bias_takeaway(sinks))
+                                            "sink_share"]], bias_takeaway(sinks, bias_block))
     _print("Token x channel view", None, view_takeaway(result.view), result.view.protocol())
     if result.interventions is not None:
         _print("Massive activations replaced in every block", result.interventions,
@@ -114,6 +117,10 @@ def run(args) -> int:
     config = config_from_args(args)
     evaluation = eval_config(args)
     model, tokenizer = load_model_from_args(args)
+    _, blocks = find_decoder_layers(model)
+    for option, block in (("--bias-block", args.bias_block), ("--view-block", args.view_block)):
+        if block is not None and not 0 <= block < len(blocks):
+            raise ValueError(f"{option} must be in 0..{len(blocks) - 1}, got {block}")
     calib_ids, calib_info = load_calibration(args, tokenizer, model)
     eval_ids, eval_label = (None, "none") if evaluation.source is None else get_eval_ids(
         tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)
@@ -123,7 +130,7 @@ def run(args) -> int:
     cache = PointCache(fingerprint, calib_info, eval_label, args.cache_dir)
     result = run_sinks(model, calib_ids, eval_ids, config, tokenizer=tokenizer, cache=cache,
                        model_name=args.model)
-    _report(result, config)
+    _report(result, config, args.bias_block)
     if args.out_json:
         path = export_sinks(result, config, args.out_json, extra={
             "model": args.model or str(DEMO_MODEL_DIR), "calibration": calib_info,
