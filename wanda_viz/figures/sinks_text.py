@@ -91,9 +91,10 @@ def window_takeaway(table: pd.DataFrame) -> str:
     smallest = windows["window"].min()
     part = windows[windows["window"] == smallest].set_index("sink_tokens")["perplexity"]
     sinks = int(max(part.index))
+    kept = "the first token is" if sinks == 1 else f"the first {sinks} are"
     return (f"With each token seeing only the last {int(smallest)} tokens, perplexity is "
             f"{float(part[0]):,.2f} without the first tokens and {float(part[sinks]):,.2f} when "
-            f"the first {sinks} are kept too (full attention: {full:.2f}).")
+            f"{kept} kept too (full attention: {full:.2f}).")
 
 
 def pruning_takeaway(kinds: pd.DataFrame, sparsity: float = 0.5) -> str:
