@@ -22,13 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wanda_viz import get_calibration_ids, get_eval_ids, load_model  # noqa: E402
-from wanda_viz.analysis.sinks_points import PointCache  # noqa: E402
-from wanda_viz.analysis.sinks_run import (SinksConfig, SinksResult, export_sinks,  # noqa: E402
+from wanda_viz.analysis.sinks_run import (SinksResult, SinksSpec, export_sinks,  # noqa: E402
                                           git_commit, run_sinks)
 from wanda_viz.analysis.sliding_window import SlidingWindowConfig  # noqa: E402
-from wanda_viz.analysis.sweep import model_fingerprint  # noqa: E402
+from wanda_viz.config import EvalConfig  # noqa: E402
 from wanda_viz.figures import sinks as sink_figures  # noqa: E402
 from wanda_viz.figures import sinks_text as sink_text  # noqa: E402
+from wanda_viz.points import PointRunner, model_fingerprint, resolve_eval_setup  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -46,6 +46,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--window-chunk", type=int, default=1024)
     parser.add_argument("--window-chunks", type=int, default=2)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--batch-size", type=int, default=4,
+                        help="calibration windows per dense forward pass")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default=None, help="point cache (default: the sweeps')")
     parser.add_argument("--out", default="docs/sinks/smollm2-135m-sinks.json")
@@ -53,15 +55,25 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _config(args) -> SinksConfig:
+def _spec(args) -> SinksSpec:
     window = SlidingWindowConfig(windows=tuple(int(w) for w in args.windows.split(",")),
                                  chunk_len=args.window_chunk, max_chunks=args.window_chunks)
-    return SinksConfig(seeds=tuple(int(s) for s in args.seeds.split(",")),
-                       eval_seq_len=args.seq_len, max_eval_windows=args.max_eval_windows,
-                       window=window)
+    return SinksSpec(seeds=tuple(int(s) for s in args.seeds.split(",")), window=window)
 
 
-def figures_of(result: SinksResult, config: SinksConfig) -> dict:
+def _runner(args, model, tokenizer, calib_ids, calib_info) -> PointRunner:
+    """The point runner: perplexity windows of --seq-len tokens, the first --max-eval-windows."""
+    eval_ids, eval_label = get_eval_ids(tokenizer, source=args.eval_source)
+    evaluation = EvalConfig(source=args.eval_source, seq_len=args.seq_len,
+                            max_windows=args.max_eval_windows)
+    setup = resolve_eval_setup(model, evaluation, eval_ids=eval_ids, eval_label=eval_label,
+                               calib_ids=calib_ids, calibration=calib_info,
+                               fingerprint=model_fingerprint(args.model, model=model),
+                               cache_dir=args.cache_dir, batch_size=args.batch_size)
+    return PointRunner(model, setup)
+
+
+def figures_of(result: SinksResult, config: SinksSpec) -> dict:
     """name -> figure, every figure of the docs page."""
     figures = {"attention": sink_figures.plot_first_token_attention(result.sinks),
                "bias": sink_figures.plot_sink_bias(result.sinks),
@@ -92,7 +104,7 @@ def _markdown(table) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(result: SinksResult, config: SinksConfig) -> str:
+def summary_markdown(result: SinksResult, config: SinksSpec) -> str:
     """The takeaways and tables the docs page quotes, computed from the result."""
     sinks = result.sinks
     first = sinks.first_token
@@ -153,18 +165,18 @@ def save_figures(figures: dict, folder: Path, stem: str, width: int = 1000) -> l
 def main() -> None:
     args = _arguments()
     torch.set_num_threads(args.threads)
-    config = _config(args)
+    config = _spec(args)
     start_load = os.getloadavg()
     model, tokenizer = load_model(args.model, device="cpu")
     calib_ids, calib_info = get_calibration_ids(tokenizer, source=args.calib,
                                                 n_samples=args.n_samples, seq_len=args.seq_len)
-    eval_ids, eval_label = get_eval_ids(tokenizer, source=args.eval_source)
-    cache = PointCache(model_fingerprint(args.model, model=model), calib_info, eval_label,
-                       args.cache_dir)
+    runner = _runner(args, model, tokenizer, calib_ids, calib_info)
+    setup = runner.setup
     wall, cpu = time.perf_counter(), time.process_time()
-    result = run_sinks(model, calib_ids, eval_ids, config, tokenizer=tokenizer, cache=cache,
-                       model_name=args.model)
-    extra = {"model": args.model, "calibration": calib_info, "evaluation": eval_label,
+    result = run_sinks(runner, config, tokenizer=tokenizer, model_name=args.model)
+    extra = {"model": args.model, "calibration": calib_info, "evaluation": setup.eval_label,
+             "eval_setup": {"seq_len": setup.seq_len, "max_windows": setup.max_windows,
+                            "batch_size": setup.batch_size},
              "commit": git_commit(), "script": "scripts/measure_sinks.py " + " ".join(sys.argv[1:]),
              "threads": args.threads, "machine": platform.platform(),
              "load_average_start": start_load, "load_average_end": os.getloadavg(),

@@ -20,7 +20,8 @@ import math
 
 import torch
 
-from conftest import VOCAB, make_tiny_model
+from wanda_viz.testing import TINY_VOCAB as VOCAB
+from wanda_viz.testing import make_tiny_model
 
 __all__ = ["SINK", "DELIM", "DELIM_POS", "SINK_CHANNEL", "DELIM_CHANNEL", "SEQ_LEN", "SCORES",
            "sink_model", "sink_windows", "expected_first_token", "expected_other",

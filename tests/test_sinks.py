@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import VOCAB, make_tiny_model
+from wanda_viz.testing import TINY_VOCAB as VOCAB
+from wanda_viz.testing import make_tiny_model
 from sinks_planted import (DELIM, DELIM_CHANNEL, DELIM_POS, SINK, SINK_CHANNEL,
                            expected_first_token, expected_other, expected_parts, sink_model,
                            sink_windows)

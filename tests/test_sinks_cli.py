@@ -5,13 +5,21 @@ import json
 
 import pytest
 
-from test_analysis_cli import make_saved_llama, text_files  # noqa: F401 (fixture)
+from helpers import SENTENCES, save_sentence_llama
 from wanda_viz.cli import main
 
 
 @pytest.fixture
 def saved_model(tmp_path):
-    return make_saved_llama(tmp_path / "tiny-llama")
+    return save_sentence_llama(tmp_path / "tiny-llama")
+
+
+@pytest.fixture
+def text_files(tmp_path):
+    calib, evaluation = tmp_path / "calib.txt", tmp_path / "eval.txt"
+    calib.write_text((SENTENCES + " ") * 8, encoding="utf-8")
+    evaluation.write_text((SENTENCES + " ") * 6, encoding="utf-8")
+    return calib, evaluation
 
 
 def _args(model, calib, evaluation, tmp_path) -> list[str]:

@@ -1,8 +1,8 @@
-"""Sinks: all-block interventions, the sliding window, pruning meets sinks, the changed-point step.
+"""Sinks: all-block interventions, the sliding window, pruning meets sinks, on the point runner.
 
 The sliding-window mask is checked against StreamingLLM's own procedure (token-by-token decoding
 with a start+recent KV cache, keys at their original positions); interventions and the changed
-point must leave every hook as it was, also on error and cancellation.
+points (``PointRunner``) must leave every hook as it was, also on error and cancellation.
 """
 from __future__ import annotations
 
@@ -12,21 +12,23 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from conftest import VOCAB, make_tiny_model
 from why_planted import (MASSIVE_CHANNEL, MASSIVE_TOKEN, assert_unchanged, planted_setup,
                          snapshot)
-from wanda_viz.analysis.changed_point import evaluate_with_change, perplexity_metric
-from wanda_viz.analysis.sinks_interventions import (all_block_sites, measure_block_means,
-                                                    replace_in_all_blocks,
-                                                    replace_random_activations)
-from wanda_viz.analysis.sinks_points import PointCache, intervention_table, window_table
+from wanda_viz.analysis.sinks_interventions import all_block_sites, measure_block_means
+from wanda_viz.analysis.sinks_points import (TailPerplexity, intervention_changes,
+                                             intervention_table, window_change, window_table)
 from wanda_viz.analysis.sinks_pruning import (collect_input_peaks, kept_on_massive,
                                               massive_columns, summarize_by_kind)
-from wanda_viz.analysis.sinks_run import SinksConfig, run_sinks
+from wanda_viz.analysis.sinks_run import SinksSpec, run_sinks
 from wanda_viz.analysis.sliding_window import (SlidingWindowConfig, restrict_attention,
                                                window_keep)
-from wanda_viz.analysis.why import channel_disagreement, holder
+from wanda_viz.analysis.why import channel_disagreement
 from wanda_viz.cancel import Cancelled, CancelToken
+from wanda_viz.points import Metric, Perplexity
+from wanda_viz.testing import TINY_VOCAB as VOCAB
+from wanda_viz.testing import make_tiny_model
+
+FINGERPRINT = {"model": "planted", "fingerprint": "x"}
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +75,24 @@ def test_window_mask_equals_streaming_cache(family, sinks):
     assert not torch.allclose(masked, model(ids).logits[0], atol=1e-3)  # the window matters
 
 
-def test_window_table_directions_and_cache(setup, tmp_path):
+def test_window_table_directions_and_cache(setup, tmp_path, make_runner):
     model, calib, eval_ids, _ = setup
     config = SlidingWindowConfig(windows=(2, 4), sink_tokens=1, chunk_len=16, max_chunks=8)
-    cache = PointCache(fingerprint={"model": "planted", "fingerprint": "x"},
-                       cache_dir=str(tmp_path))
-    table = window_table(holder(model, None), calib, eval_ids, config, cache=cache)
+    runner = make_runner(model, calib, eval_ids, fingerprint=FINGERPRINT, cache_dir=tmp_path)
+    table = window_table(runner, config)
     full = table.loc[table["window"].isna(), "perplexity"].item()
     for window in (2, 4):
         rows = table[table["window"] == window].set_index("sink_tokens")["perplexity"]
         assert rows[1] < rows[0]            # keeping the planted first token helps
         assert full < rows[1]
-    again = window_table(holder(model, None), calib, eval_ids, config, cache=cache)
+    again = window_table(runner, config)
     assert again["cached"].all() and again["perplexity"].tolist() == table["perplexity"].tolist()
+    # the metric's key names the chunks it reads: another chunk length is another point
+    other = SlidingWindowConfig(windows=(2, 4), sink_tokens=1, chunk_len=12, max_chunks=8)
+    assert runner.key(window_change(2, 1), TailPerplexity(config)) != \
+        runner.key(window_change(2, 1), TailPerplexity(other))
+    assert runner.key(window_change(2, 1), TailPerplexity(config)) != \
+        runner.key(window_change(2, 0), TailPerplexity(config))
 
 
 @torch.no_grad()
@@ -119,12 +126,13 @@ def test_block_means_match_hidden_states(setup):
                                    atol=1e-5)
 
 
-def test_interventions_restore_hooks_and_directions(setup):
+def test_interventions_restore_hooks_and_directions(setup, make_runner, tmp_path):
     model, calib, eval_ids, report = setup
     means = measure_block_means(model, calib, all_block_sites(report))
     before = snapshot(model)
-    table, _ = intervention_table(holder(model, None), calib, eval_ids, means, seq_len=16,
-                                  max_windows=8, seeds=(0, 1), cache=PointCache())
+    runner = make_runner(model, calib, eval_ids, max_windows=8, fingerprint=FINGERPRINT,
+                         cache_dir=tmp_path)
+    table = intervention_table(runner, means, seeds=(0, 1))
     assert_unchanged(model, before)
     ppl = {(r.target, r.mode, r.seed if r.seed == r.seed else None): r.perplexity
            for r in table.itertuples()}
@@ -135,29 +143,54 @@ def test_interventions_restore_hooks_and_directions(setup):
     random = table[table["target"] == "random"]
     assert (random["replaced"] == massive["replaced"].item()).all()   # same number of entries
     assert (random["perplexity"] < ppl[("massive", "zero", None)]).all()
+    again = intervention_table(runner, means, seeds=(0, 1))     # every point from the cache
+    assert again["cached"].all()
+    assert again.drop(columns="cached").equals(table.drop(columns="cached"))
+    keys = {runner.key(change) for _, change in intervention_changes(means, (0, 1))}
+    assert len(keys) == len(table)                               # one key per point
 
 
-def test_changed_point_restores_on_error_and_cancel(setup):
+class _Failing(Metric):
+    name, columns = "failing", ("perplexity",)
+
+    def key(self, setup) -> dict:
+        return {"metric": self.name}
+
+    def evaluate(self, model, setup, cancel) -> dict:
+        raise RuntimeError("metric failed")
+
+
+class _Cancelling(Perplexity):
+    """Cancels while the pass runs: the metric stops before its next window / chunk."""
+
+    def __init__(self, token):
+        object.__setattr__(self, "token", token)
+
+    def evaluate(self, model, setup, cancel) -> dict:
+        self.token.cancel()
+        return super().evaluate(model, setup, cancel)
+
+
+def test_points_restore_on_error_and_cancel(setup, make_runner):
     model, calib, eval_ids, report = setup
     means = measure_block_means(model, calib, all_block_sites(report))
     before = snapshot(model)
-
-    def failing(model):
-        raise RuntimeError("metric failed")
-    for change in (lambda m: replace_in_all_blocks(m, means.sites, "zero"),
-                   lambda m: replace_random_activations(m, means, "mean", 0),
-                   lambda m: restrict_attention(m, 4, 1)):
+    runner = make_runner(model, calib, eval_ids, max_windows=2)
+    changes = [change for _, change in intervention_changes(means, (0,))][1:]
+    for change in [*changes, window_change(4, 1)]:
         with pytest.raises(RuntimeError, match="metric failed"):
-            evaluate_with_change(model, change, failing)
+            runner.run(change, _Failing())
         assert_unchanged(model, before)
     token = CancelToken()
-
-    def cancelling(model):   # cancelled while the pass runs: stops at the next block
-        token.cancel()
-        return perplexity_metric(eval_ids, 16, 2)(model)
+    cancelling = make_runner(model, calib, eval_ids, max_windows=2, cancel=token)
     with pytest.raises(Cancelled):
-        evaluate_with_change(model, lambda m: replace_in_all_blocks(m, means.sites, "mean"),
-                             cancelling, cancel=token)
+        cancelling.run(changes[1], _Cancelling(token))
+    assert_unchanged(model, before)
+    token = CancelToken()
+    config = SlidingWindowConfig(windows=(2,), sink_tokens=1, chunk_len=16, max_chunks=2)
+    with pytest.raises(Cancelled):   # cancelled before the first chunk of the window metric
+        token.cancel()
+        TailPerplexity(config).evaluate(model, runner.setup, token)
     assert_unchanged(model, before)
 
 
@@ -183,7 +216,7 @@ def test_pruning_kept_on_massive_columns():
     assert kinds["weights"].sum() == table["weights"].sum()
 
 
-def test_run_sinks_takes_the_model_per_step(setup):
+def test_run_sinks_takes_the_model_per_step(setup, make_runner):
     model, calib, eval_ids, report = setup
     entered = []
 
@@ -191,11 +224,11 @@ def test_run_sinks_takes_the_model_per_step(setup):
     def hold():
         entered.append(1)
         yield model
-    config = SinksConfig(seeds=(0,), eval_seq_len=16, max_eval_windows=2,
-                         window=SlidingWindowConfig(windows=(2,), sink_tokens=1, chunk_len=16,
-                                                    max_chunks=1))
+    spec = SinksSpec(seeds=(0,), window=SlidingWindowConfig(windows=(2,), sink_tokens=1,
+                                                            chunk_len=16, max_chunks=1))
     before = snapshot(model)
-    result = run_sinks(model, calib, eval_ids, config, report=report, model_for_point=hold)
+    runner = make_runner(model, calib, eval_ids, max_windows=2, model_for_point=hold)
+    result = run_sinks(runner, spec, report=report)
     assert_unchanged(model, before)
     # dense passes, massive means, 5 intervention points (dense, massive x 2, random x 2) and
     # 3 window points (full, W=2 with and without the first token)

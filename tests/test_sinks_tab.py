@@ -1,5 +1,5 @@
-"""Tab 8, where the huge activations go: handlers called directly on the tiny checkpoint of
-test_ui_handlers (seq_len 32, so windows above 30 are left out of the sliding-window demo)."""
+"""Tab 9, where the huge activations go: handlers called directly on the tiny checkpoint of
+conftest's tiny_assets (seq_len 32, so windows above 30 are left out of the sliding-window demo)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from test_ui_handlers import PRUNE, SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import PRUNE, SETUP
 
 RUN = dict(windows=[4, 8, 64], sink_tokens=2, seeds=1, run_interventions=True, sparsity=0.5,
            view_text="The cat sat. The dog ran.")
@@ -36,7 +36,7 @@ def test_presets(app_env):
 
 
 def test_every_view_after_a_prune(app_env):
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     from wanda_viz.service import Session
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import model, sinks

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models import find_decoder_layers, find_prunable_layers, weight_matrix
+from ..cancel import CancelToken, check_cancelled
+from ..layers import find_decoder_layers, find_prunable_layers, weight_matrix
 
 __all__ = ["AttentionSite", "AttentionCall", "find_attention_modules", "eager_attention",
-           "record_attention"]
+           "record_attention", "cancel_at_blocks"]
 
 EAGER = "eager"
 
@@ -154,3 +155,20 @@ def record_attention(model: nn.Module,
         for handle in handles:
             handle.remove()
         latest.clear()
+
+
+@contextlib.contextmanager
+def cancel_at_blocks(model: nn.Module, cancel: CancelToken | None) -> Iterator[None]:
+    """While inside, every decoder block first checks ``cancel`` (raises ``Cancelled``): a long
+    dense pass of the sinks analyses stops at the next block boundary."""
+    if cancel is None:
+        yield
+        return
+    _, blocks = find_decoder_layers(model)
+    handles = [block.register_forward_pre_hook(lambda module, args: check_cancelled(cancel))
+               for block in blocks]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -28,9 +28,8 @@ from torch import nn
 
 from ..cancel import CancelToken, check_cancelled
 from ..captions import calibration_caption
-from ..models import find_decoder_layers, model_device
-from .attention_probe import AttentionCall, eager_attention, record_attention
-from .changed_point import cancel_at_blocks
+from ..layers import find_decoder_layers, model_device
+from .attention_probe import AttentionCall, cancel_at_blocks, eager_attention, record_attention
 from .outliers import ActivationReport, find_massive_activations
 from .sinks_bias import BIAS_COLUMNS, DirectionStats, bias_row, split_sink_output
 from .why_activations import flag_massive

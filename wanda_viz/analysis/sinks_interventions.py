@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..cancel import CancelToken, check_cancelled
-from ..models import model_device
+from ..layers import model_device
 from .outliers import ActivationReport, find_massive_activations
 from .why_activations import INTERVENTIONS, MassiveSites, flag_massive, replace_massive_activations
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..cancel import CancelToken, check_cancelled
-from ..models import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
+from ..layers import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
 from ..pruning import get_method, magnitude_scores, topk_keep_mask, wanda_scores
 from .outliers import ActivationReport, find_massive_activations
 

@@ -16,29 +16,31 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn
 
-from ..cancel import CancelToken, check_cancelled
-from ..models import resolve_seq_len
+from ..cancel import check_cancelled
+from ..points import PointRunner
 from .export import table_to_records
 from .outliers import ActivationReport, collect_activation_report, find_massive_activations
 from .sinks import MassiveRule, SinkReport, collect_sink_report
 from .sinks_interventions import all_block_sites, measure_block_means
-from .sinks_points import PointCache, intervention_table, window_table
+from .sinks_points import intervention_table, window_table
 from .sinks_pruning import (collect_input_peaks, kept_on_massive, massive_columns,
                             summarize_by_kind)
 from .sinks_view import PAPER_TEXT, TokenChannelView, token_channel_view
 from .sliding_window import SlidingWindowConfig, count_chunks
-from .why import ModelHold, holder
 
-__all__ = ["SinksConfig", "SinksResult", "run_sinks", "sinks_payload", "export_sinks", "git_commit"]
+__all__ = ["SinksSpec", "SinksResult", "run_sinks", "sinks_payload", "export_sinks", "git_commit"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SinksConfig:
-    """What to measure; None for ``window`` or ``seeds=()`` skips that analysis."""
+class SinksSpec:
+    """What to measure; None for ``window`` or ``seeds=()`` skips that analysis.
+
+    The evaluation text, its windows and the calibration windows (and their batch size) come
+    from the point runner's ``EvalSetup``.
+    """
 
     min_abs: float = 100.0
     min_ratio: float = 1000.0
@@ -46,11 +48,8 @@ class SinksConfig:
     view_text: str = PAPER_TEXT
     interventions: bool = True
     seeds: tuple[int, ...] = (0, 1, 2)     # random-entry controls
-    eval_seq_len: int | None = None        # perplexity windows of the interventions
-    max_eval_windows: int | None = None
     window: SlidingWindowConfig | None = field(default_factory=SlidingWindowConfig)
     sparsity: float = 0.5
-    batch_size: int = 4
 
     def __post_init__(self):
         if not 0.0 < self.sparsity < 1.0:
@@ -84,104 +83,106 @@ def _view_ids(tokenizer, text: str, calib_ids: torch.Tensor) -> torch.Tensor:
     return torch.tensor(tokenizer(text, return_tensors=None)["input_ids"])
 
 
-def _interventions(hold, calib_ids, eval_ids, report, config, cache, cancel):
-    sites = all_block_sites(report, min_abs=config.min_abs, min_ratio=config.min_ratio)
-    with hold() as model:
-        seq_len = resolve_seq_len(model, config.eval_seq_len)
-        means = measure_block_means(model, calib_ids, sites, batch_size=config.batch_size,
-                                    cancel=cancel)
-    table, shared = intervention_table(hold, calib_ids, eval_ids, means, seq_len=seq_len,
-                                       max_windows=config.max_eval_windows, seeds=config.seeds,
-                                       cache=cache, cancel=cancel)
+def _interventions(runner: PointRunner, report: ActivationReport, spec: SinksSpec):
+    setup = runner.setup
+    sites = all_block_sites(report, min_abs=spec.min_abs, min_ratio=spec.min_ratio)
+    with runner.hold() as model:
+        means = measure_block_means(model, setup.calib_ids, sites, batch_size=setup.batch_size,
+                                    cancel=runner.cancel)
+    table = intervention_table(runner, means, spec.seeds)
+    shared = setup.protocol_columns()
     blocks = ", ".join(str(s.block_index) for s in means.sites)
-    protocol = (f"massive entries (|h| > {config.min_abs:g} and > {config.min_ratio:g} x the "
+    protocol = (f"massive entries (|h| > {spec.min_abs:g} and > {spec.min_ratio:g} x the "
                 f"window's median) of the output of blocks {blocks} set to zero or to their mean "
                 f"over the calibration windows ({shared['calibration']}); random: as many random "
                 f"non-massive entries per window and block, set to zero or to their channel's "
-                f"mean, seeds {list(config.seeds)}; perplexity: {shared['eval_protocol']}")
+                f"mean, seeds {list(spec.seeds)}; perplexity: {shared['eval_protocol']}")
     return table, protocol
 
 
-def _window(hold, calib_ids, eval_ids, config, cache, cancel):
-    window = config.window
-    table = window_table(hold, calib_ids, eval_ids, window, cache=cache, cancel=cancel)
+def _window(runner: PointRunner, spec: SinksSpec):
+    window, setup = spec.window, runner.setup
+    table = window_table(runner, window)
     protocol = (f"each token sees the last W tokens (itself included), with or without the "
                 f"first {window.sink_tokens}; attention mask with original positions (no "
-                f"pos_shift); {cache.eval_label}, {int(table['tokens'].iloc[0])} predictions at "
+                f"pos_shift); {setup.eval_label}, {int(table['tokens'].iloc[0])} predictions at "
                 f"query positions {window.start}..{window.chunk_len - 2} of "
-                f"{count_chunks(eval_ids, window)} chunk(s) of {window.chunk_len} tokens; "
+                f"{count_chunks(setup.eval_ids, window)} chunk(s) of {window.chunk_len} tokens; "
                 "exp(mean NLL)")
     return table, protocol
 
 
-def _pruning(model, calib_ids, report, config, cancel):
-    peaks = collect_input_peaks(model, calib_ids, batch_size=config.batch_size, cancel=cancel)
-    columns = massive_columns(report, peaks, min_abs=config.min_abs, min_ratio=config.min_ratio)
-    table = kept_on_massive(model, report, columns, config.sparsity)
-    protocol = (f"magnitude (per layer) and Wanda (per output row) at {config.sparsity:.0%} on "
+def _pruning(model, setup, report, spec, cancel):
+    peaks = collect_input_peaks(model, setup.calib_ids, batch_size=setup.batch_size,
+                                cancel=cancel)
+    columns = massive_columns(report, peaks, min_abs=spec.min_abs, min_ratio=spec.min_ratio)
+    table = kept_on_massive(model, report, columns, spec.sparsity)
+    protocol = (f"magnitude (per layer) and Wanda (per output row) at {spec.sparsity:.0%} on "
                 f"the dense weights, Wanda's ||X_j|| from one dense pass; massive columns: the "
                 f"massive residual channels of earlier blocks for layers reading a normalised "
-                f"residual stream, else the input channels with |x| > {config.min_abs:g} and > "
-                f"{config.min_ratio:g} x the layer input's median")
+                f"residual stream, else the input channels with |x| > {spec.min_abs:g} and > "
+                f"{spec.min_ratio:g} x the layer input's median")
     return table, summarize_by_kind(table), protocol
 
 
-def _dense_passes(model, calib_ids, config, cache, *, tokenizer, cancel, model_name, report):
+def _dense_passes(model, setup, spec, *, tokenizer, cancel, model_name, report):
     """(activation report, rule, sink report, view, pruning tables) of the dense model."""
+    calib_ids, calibration = setup.calib_ids, setup.calibration
     report = report or collect_activation_report(
-        model, calib_ids, tokenizer=tokenizer, batch_size=config.batch_size,
-        calibration=cache.calibration, model_name=model_name)
-    rule = MassiveRule.from_report(report, min_abs=config.min_abs, min_ratio=config.min_ratio)
+        model, calib_ids, tokenizer=tokenizer, batch_size=setup.batch_size,
+        calibration=calibration, model_name=model_name)
+    rule = MassiveRule.from_report(report, min_abs=spec.min_abs, min_ratio=spec.min_ratio)
     check_cancelled(cancel)
     sinks = collect_sink_report(model, calib_ids, rule, tokenizer=tokenizer,
-                                batch_size=config.batch_size, cancel=cancel,
-                                calibration=cache.calibration, model_name=model_name)
-    view_block = config.view_block if config.view_block is not None else \
+                                batch_size=setup.batch_size, cancel=cancel,
+                                calibration=calibration, model_name=model_name)
+    view_block = spec.view_block if spec.view_block is not None else \
         (rule.blocks[0] if rule.blocks else len(report.block_names) // 2)
-    view = token_channel_view(model, _view_ids(tokenizer, config.view_text, calib_ids),
+    view = token_channel_view(model, _view_ids(tokenizer, spec.view_text, calib_ids),
                               view_block, rule, tokenizer=tokenizer)
-    return report, rule, sinks, view, _pruning(model, calib_ids, report, config, cancel)
+    return report, rule, sinks, view, _pruning(model, setup, report, spec, cancel)
 
 
 @torch.no_grad()
-def run_sinks(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor | None,
-              config: SinksConfig = SinksConfig(), *, tokenizer=None,
-              cache: PointCache | None = None, cancel: CancelToken | None = None,
-              model_name: str | None = None, report: ActivationReport | None = None,
-              model_for_point: ModelHold | None = None) -> SinksResult:
-    """Every sinks analysis on a dense model (``eval_ids`` None skips the perplexity ones).
+def run_sinks(runner: PointRunner, spec: SinksSpec = SinksSpec(), *, tokenizer=None,
+              model_name: str | None = None,
+              report: ActivationReport | None = None) -> SinksResult:
+    """Every sinks analysis on the runner's dense model and setup.
+
+    The calibration windows are ``runner.setup.calib_ids``; without an evaluation text
+    (``setup.eval_ids`` None) the perplexity analyses are skipped. Cancellation: the runner's
+    ``CancelToken`` (between points, at every decoder block of the dense passes).
 
     Args:
-        report: the activation report of this model on ``calib_ids`` if already computed.
-        model_for_point: entered around the dense passes and each perplexity point, yields the
-            dense model (a service's shared model, taken per step); None = ``model``.
+        report: the activation report of this model on the calibration windows if computed.
     """
-    cache, hold, notes = cache or PointCache(), holder(model, model_for_point), []
-    with hold() as held:
+    setup, notes = runner.setup, []
+    if setup.calib_ids is None:
+        raise ValueError("the sinks analyses need calibration windows (EvalSetup.calib_ids)")
+    with runner.hold() as held:
         report, rule, sinks, view, (pruning, kinds, pruning_protocol) = _dense_passes(
-            held, calib_ids, config, cache, tokenizer=tokenizer, cancel=cancel,
+            held, setup, spec, tokenizer=tokenizer, cancel=runner.cancel,
             model_name=model_name, report=report)
     interventions, intervention_protocol = None, ""
-    if eval_ids is not None and config.interventions and rule.channels:
-        interventions, intervention_protocol = _interventions(hold, calib_ids, eval_ids, report,
-                                                              config, cache, cancel)
+    if setup.eval_ids is not None and spec.interventions and rule.channels:
+        interventions, intervention_protocol = _interventions(runner, report, spec)
     elif not rule.channels:
         notes.append(f"no interventions: {rule.describe()}")
     window, window_protocol = None, ""
-    if eval_ids is not None and config.window is not None:
-        window, window_protocol = _window(hold, calib_ids, eval_ids, config, cache, cancel)
+    if setup.eval_ids is not None and spec.window is not None:
+        window, window_protocol = _window(runner, spec)
     return SinksResult(rule, sinks, view, interventions, intervention_protocol, window,
                        window_protocol, pruning, kinds, pruning_protocol,
-                       find_massive_activations(report, min_abs=config.min_abs,
-                                                min_ratio=config.min_ratio), notes,
-                       config.sparsity)
+                       find_massive_activations(report, min_abs=spec.min_abs,
+                                                min_ratio=spec.min_ratio), notes,
+                       spec.sparsity)
 
 
 def _matrix(tensor: torch.Tensor) -> list[list[float | None]]:
     return [[None if v != v else float(v) for v in row] for row in tensor.tolist()]
 
 
-def sinks_payload(result: SinksResult, config: SinksConfig) -> dict:
+def sinks_payload(result: SinksResult, spec: SinksSpec) -> dict:
     """JSON-ready: ``first_token_attention`` (blocks x heads) and every other measure."""
     sinks, view = result.sinks, result.view
     tables = {"bias": sinks.bias, "massive_tokens": sinks.massive_tokens,
@@ -206,15 +207,15 @@ def sinks_payload(result: SinksResult, config: SinksConfig) -> dict:
         "protocols": {"interventions": result.intervention_protocol,
                       "sliding_window": result.window_protocol,
                       "pruning": result.pruning_protocol},
-        "notes": result.notes, "settings": _settings(config)}
+        "notes": result.notes, "settings": _settings(spec)}
     for name, table in tables.items():
         payload[name] = table_to_records(table) if table is not None else None
     return payload
 
 
-def _settings(config: SinksConfig) -> dict:
-    settings = asdict(config)
-    settings["view_text"] = config.view_text
+def _settings(spec: SinksSpec) -> dict:
+    settings = asdict(spec)
+    settings["view_text"] = spec.view_text
     return settings
 
 
@@ -228,11 +229,11 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         return None
 
 
-def export_sinks(result: SinksResult, config: SinksConfig, path: str | Path, *,
+def export_sinks(result: SinksResult, spec: SinksSpec, path: str | Path, *,
                  extra: dict | None = None) -> Path:
     """Write ``sinks_payload`` (plus ``extra``: model, commit ...) as JSON."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {**(extra or {}), **sinks_payload(result, config)}
+    payload = {**(extra or {}), **sinks_payload(result, spec)}
     out.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
     return out

@@ -8,13 +8,13 @@ them (in LLaMA-style models the first token and the first delimiter).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..models import find_decoder_layers, model_device
+from ..calibration import stop_forward_at
+from ..layers import find_decoder_layers, model_device
 from .sinks import MassiveRule
 from .why_activations import flag_massive
 
@@ -42,10 +42,6 @@ class TokenChannelView:
                 f"{self.rule.min_ratio:g} x this text's median |h| ({self.median:.3g})")
 
 
-class _StopAfterBlock(Exception):
-    """Private signal: the chosen block has run; the rest of the forward pass is not needed."""
-
-
 def _decode(tokenizer, token_id: int) -> str:
     return tokenizer.decode([token_id]) if tokenizer is not None else f"<{token_id}>"
 
@@ -63,16 +59,11 @@ def token_channel_view(model: nn.Module, ids: torch.Tensor, block_index: int,
     ids = ids.reshape(1, -1)
     captured = {}
 
-    def hook(module, args, output):
+    def observe(output):
         captured["hidden"] = (output[0] if isinstance(output, (tuple, list)) else output).detach()
-        raise _StopAfterBlock
 
-    handle = blocks[block_index].register_forward_hook(hook)
-    try:
-        with contextlib.suppress(_StopAfterBlock):
-            model(ids.to(model_device(model)), use_cache=False)
-    finally:
-        handle.remove()
+    with stop_forward_at(blocks[block_index], observe=observe) as run:
+        run(model, ids.to(model_device(model)), use_cache=False)
     hidden = captured["hidden"].float()                          # (1, T, hidden)
     channels = torch.arange(hidden.shape[-1], device=hidden.device)
     flags = flag_massive(hidden, channels, rule.min_abs, rule.min_ratio)[0].cpu()  # (T, hidden)

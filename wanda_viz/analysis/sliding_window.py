@@ -23,17 +23,14 @@ token scored and full attention is the reference line.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..models import model_device
 
-__all__ = ["SlidingWindowConfig", "window_keep", "restrict_attention", "tail_perplexity_metric",
+__all__ = ["SlidingWindowConfig", "window_keep", "restrict_attention", "text_chunks",
            "count_chunks", "scored_tokens", "window_points", "WINDOW_COLUMNS"]
 
 WINDOW_COLUMNS = ["window", "sink_tokens", "perplexity", "tokens", "cached"]
@@ -100,7 +97,7 @@ def restrict_attention(model: nn.Module, window: int | None,
         handle.remove()
 
 
-def _chunks(eval_ids: torch.Tensor, config: SlidingWindowConfig) -> torch.Tensor:
+def text_chunks(eval_ids: torch.Tensor, config: SlidingWindowConfig) -> torch.Tensor:
     ids = eval_ids.reshape(-1)
     n = ids.numel() // config.chunk_len
     if config.max_chunks is not None:
@@ -113,29 +110,12 @@ def _chunks(eval_ids: torch.Tensor, config: SlidingWindowConfig) -> torch.Tensor
 
 def count_chunks(eval_ids: torch.Tensor, config: SlidingWindowConfig) -> int:
     """Text chunks evaluated."""
-    return _chunks(eval_ids, config).shape[0]
+    return text_chunks(eval_ids, config).shape[0]
 
 
 def scored_tokens(eval_ids: torch.Tensor, config: SlidingWindowConfig) -> int:
     """Predictions each curve point averages over."""
-    return _chunks(eval_ids, config).shape[0] * (config.chunk_len - 1 - config.start)
-
-
-def tail_perplexity_metric(eval_ids: torch.Tensor, config: SlidingWindowConfig):
-    """exp(mean NLL) of the predictions made at query positions ``start..T-2`` of every chunk."""
-    chunks = _chunks(eval_ids, config)
-
-    @torch.no_grad()
-    def metric(model: nn.Module) -> float:
-        device, nll, count = model_device(model), 0.0, 0
-        for chunk in chunks:
-            batch = chunk[None].to(device)
-            logits = model(batch, use_cache=False).logits[0, config.start:-1]  # (n, vocab)
-            targets = batch[0, config.start + 1:]
-            nll += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
-            count += targets.numel()
-        return math.exp(nll / count)
-    return metric
+    return text_chunks(eval_ids, config).shape[0] * (config.chunk_len - 1 - config.start)
 
 
 def window_points(config: SlidingWindowConfig) -> Sequence[tuple[int | None, int]]:

@@ -13,20 +13,19 @@ import logging
 
 import pandas as pd
 
-from ..analysis.sinks_points import PointCache
-from ..analysis.sinks_run import SinksConfig, SinksResult, export_sinks, git_commit, run_sinks
+from ..analysis.sinks_run import SinksResult, SinksSpec, export_sinks, git_commit, run_sinks
 from ..analysis.sinks_view import PAPER_TEXT
 from ..analysis.sliding_window import SlidingWindowConfig
-from ..analysis.sweep import default_cache_dir, model_fingerprint
-from ..data import get_eval_ids
 from ..figures.sinks_text import (attention_takeaway, bias_takeaway, intervention_takeaway,
                                   pruning_takeaway, view_takeaway, window_takeaway)
-from ..models import DEMO_MODEL_DIR, find_decoder_layers
+from ..layers import find_decoder_layers
+from ..loading import DEMO_MODEL_DIR
+from ..points import PointRunner, default_cache_dir, model_fingerprint, resolve_eval_setup
 from .common import (add_calib_args, add_eval_args, add_model_args, eval_config,
-                     load_calibration, load_model_from_args)
+                     load_calibration, load_model_from_args, point_runner)
 from .why import _int_list
 
-__all__ = ["add_arguments", "run", "config_from_args"]
+__all__ = ["add_arguments", "run", "spec_from_args"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sparsity", type=float, default=0.5,
                        help="sparsity of the magnitude and Wanda masks compared (0.5)")
     group.add_argument("--cache-dir", default=None,
-                       help=f"per-point JSON cache (default: {default_cache_dir()}/why)")
+                       help=f"per-point JSON cache (default: {default_cache_dir()})")
     group.add_argument("--no-cache", action="store_true", help="recompute every point")
     add_calib_args(parser)
     add_eval_args(parser)
@@ -66,18 +65,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write every measure (first_token_attention: blocks x heads ...)")
 
 
-def config_from_args(args) -> SinksConfig:
+def spec_from_args(args) -> SinksSpec:
     window = None
     if args.windows.strip().lower() != "none":
         window = SlidingWindowConfig(windows=tuple(_int_list(args.windows, "--windows")),
                                      sink_tokens=args.sink_tokens, chunk_len=args.window_chunk,
                                      max_chunks=args.window_chunks)
-    return SinksConfig(min_abs=args.massive_abs, min_ratio=args.massive_ratio,
-                       view_block=args.view_block, view_text=args.view_text,
-                       interventions=not args.no_interventions,
-                       seeds=tuple(_int_list(args.seeds, "--seeds")),
-                       eval_seq_len=args.seq_len, max_eval_windows=args.max_eval_windows,
-                       window=window, sparsity=args.sparsity, batch_size=args.batch_size)
+    return SinksSpec(min_abs=args.massive_abs, min_ratio=args.massive_ratio,
+                     view_block=args.view_block, view_text=args.view_text,
+                     interventions=not args.no_interventions,
+                     seeds=tuple(_int_list(args.seeds, "--seeds")), window=window,
+                     sparsity=args.sparsity)
 
 
 def _print(title: str, table: pd.DataFrame | None, text: str, protocol: str = "") -> None:
@@ -90,7 +88,7 @@ def _print(title: str, table: pd.DataFrame | None, text: str, protocol: str = ""
         print(f"protocol: {protocol}")
 
 
-def _report(result: SinksResult, config: SinksConfig, bias_block: int | None) -> None:
+def _report(result: SinksResult, spec: SinksSpec, bias_block: int | None) -> None:
     sinks = result.sinks
     first = pd.DataFrame({"block": sinks.block_names,
                           "mean over heads": sinks.first_token.mean(dim=1).tolist(),
@@ -107,33 +105,44 @@ def _report(result: SinksResult, config: SinksConfig, bias_block: int | None) ->
         _print("Sliding-window attention", result.window, window_takeaway(result.window),
                result.window_protocol)
     _print("Pruning meets sinks", result.pruning_kinds,
-           pruning_takeaway(result.pruning_kinds, config.sparsity), result.pruning_protocol)
+           pruning_takeaway(result.pruning_kinds, spec.sparsity), result.pruning_protocol)
     for note in result.notes:
         print(f"note: {note}")
 
 
+def _runner(args, model, tokenizer, calibration) -> PointRunner:
+    """The shared point runner; without an evaluation text (``--eval-dataset none``) a setup
+    without one (the perplexity analyses are skipped)."""
+    if eval_config(args).source is not None:
+        return point_runner(args, model, tokenizer, calibration, cache=not args.no_cache)
+    fingerprint = None if args.no_cache else model_fingerprint(
+        args.model or DEMO_MODEL_DIR, revision=args.revision, model=model,
+        cache_dir=args.cache_dir)
+    setup = resolve_eval_setup(model, eval_config(args), eval_ids=None, eval_label="none",
+                               calib_ids=calibration[0], calibration=calibration[1],
+                               fingerprint=fingerprint, cache_dir=args.cache_dir,
+                               batch_size=args.batch_size)
+    return PointRunner(model, setup)
+
+
 def run(args) -> int:
     """Where the huge activations go: attention sinks, implicit bias, interventions, windows."""
-    config = config_from_args(args)
-    evaluation = eval_config(args)
+    spec = spec_from_args(args)
     model, tokenizer = load_model_from_args(args)
     _, blocks = find_decoder_layers(model)
     for option, block in (("--bias-block", args.bias_block), ("--view-block", args.view_block)):
         if block is not None and not 0 <= block < len(blocks):
             raise ValueError(f"{option} must be in 0..{len(blocks) - 1}, got {block}")
-    calib_ids, calib_info = load_calibration(args, tokenizer, model)
-    eval_ids, eval_label = (None, "none") if evaluation.source is None else get_eval_ids(
-        tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)
-    fingerprint = None if args.no_cache else model_fingerprint(
-        args.model or DEMO_MODEL_DIR, revision=args.revision, model=model,
-        cache_dir=args.cache_dir)
-    cache = PointCache(fingerprint, calib_info, eval_label, args.cache_dir)
-    result = run_sinks(model, calib_ids, eval_ids, config, tokenizer=tokenizer, cache=cache,
-                       model_name=args.model)
-    _report(result, config, args.bias_block)
+    calibration = load_calibration(args, tokenizer, model)
+    runner = _runner(args, model, tokenizer, calibration)
+    result = run_sinks(runner, spec, tokenizer=tokenizer, model_name=args.model)
+    _report(result, spec, args.bias_block)
     if args.out_json:
-        path = export_sinks(result, config, args.out_json, extra={
-            "model": args.model or str(DEMO_MODEL_DIR), "calibration": calib_info,
-            "evaluation": eval_label, "commit": git_commit()})
+        path = export_sinks(result, spec, args.out_json, extra={
+            "model": args.model or str(DEMO_MODEL_DIR), "calibration": calibration[1],
+            "evaluation": runner.setup.eval_label, "commit": git_commit(),
+            "eval_setup": {"seq_len": runner.setup.seq_len,
+                           "max_windows": runner.setup.max_windows,
+                           "batch_size": runner.setup.batch_size}})
         print(f"wrote {path}")
     return 0

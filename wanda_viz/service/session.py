@@ -21,7 +21,6 @@ from ..analysis.sinks_run import SinksResult
 from ..analysis.why_run import WhyResult
 from ..config import CalibConfig, EvalConfig
 from ..pruning import prune_model
-from ..pruning.registry import get_method
 from ..pruning.state import KeptWeights, PackedMask, apply_packed_masks, pack_keep_masks
 from ..result import PruneResult
 from .weights_store import UPDATED_WEIGHTS
@@ -66,7 +65,7 @@ class RunRecord:
             raise ValueError("the run was pruned with store_masks=False: nothing to rebuild from")
         record = cls(dataclasses.replace(result, keep_masks=None), perplexity,
                      pack_keep_masks(result.keep_masks), calib_ids=calib_ids)
-        if get_method(result.config.method).updates_weights:
+        if result.config.updates_weights:
             record.weights_key = uuid.uuid4().hex
             UPDATED_WEIGHTS.put(record.weights_key,
                                 KeptWeights.capture(model, result.keep_masks).values)
@@ -133,7 +132,7 @@ class Session:
     sweep: pd.DataFrame | None = None
     generation: GenerationComparison | None = None
     why: WhyResult | None = None                 # tab 7; dense model, same windows: kept on merge
-    sinks: SinksResult | None = None             # tab 8; likewise
+    sinks: SinksResult | None = None             # tab 9; likewise
 
     def same_setup(self, other: Session) -> bool:
         """Same model, calibration windows and perplexity protocol: runs compare side by side."""

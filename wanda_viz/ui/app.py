@@ -4,10 +4,9 @@ A tab module has ``TITLE``, ``ID``, ``build(limits) -> {name: component}`` and `
 may have ``REFRESH_ON`` (topics such as "session" or "scores") and ``refresh(ctx, trigger)``,
 chained after the events of those topics in tab order. Adding a tab is one module and one entry
 of ``TABS``. Short model work (prune, outliers, scores, generate) shares one queue
-(``wiring.GPU``), long work (sweep, ablation, why, sinks) has its own (``wiring.LONG``) and takes the model
+(``wiring.GPU``), long work (sweep, ablation, why) has its own (``wiring.LONG``) and takes the model
 per point; redraws from the session state run outside both (``wiring.QUIET``).
-Named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep, /generate, /why,
-/sinks.
+Named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep, /generate, /why.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tab 8, where the huge activations go: attention sinks, the implicit bias, all-block
+"""Tab 9, where the huge activations go: attention sinks, the implicit bias, all-block
 interventions, the sliding-window demo and pruning meets sinks.
 
 A tab of its own after "why it works" (not tab 2's second half): its analyses evaluate changed
@@ -12,11 +12,12 @@ from __future__ import annotations
 import gradio as gr
 
 from ...analysis.export import export_table
-from ...analysis.sinks_run import SinksConfig, SinksResult, export_sinks
+from ...analysis.sinks_run import SinksSpec, SinksResult, export_sinks
 from ...analysis.sinks_view import PAPER_TEXT
 from ...analysis.sliding_window import SlidingWindowConfig
 from ...figures import sinks as sink_figures
-from ...figures.sinks_text import attention_takeaway, bias_takeaway
+from ...figures.sinks_text import (attention_takeaway, bias_takeaway, intervention_takeaway,
+                                   pruning_takeaway, window_takeaway)
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from .. import texts
@@ -25,7 +26,7 @@ from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, reada
 __all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "on_sinks", "on_render",
            "on_refresh", "on_preset"]
 
-TITLE, ID = "8. Where the huge activations go", "sinks"
+TITLE, ID = "9. Sinks", "sinks"
 REFRESH_ON = ("session",)
 PLACEHOLDER = "*Run a prune in tab 1, then press the button above.*"
 WINDOWS = [16, 32, 64, 128, 256, 512]
@@ -96,17 +97,14 @@ def on_preset(preset: str) -> dict:
     return dict(zip(("windows", "sink_tokens", "seeds", "run_interventions"), PRESETS[preset]))
 
 
-def _config(session: Session, *, windows, sink_tokens, seeds, run_interventions, sparsity,
-            view_text) -> SinksConfig:
+def _spec(session: Session, *, windows, sink_tokens, seeds, run_interventions, sparsity,
+          view_text) -> SinksSpec:
     seq_len = session.calib_ids.shape[1]   # chunks of the evaluation text: the window length
     fitting = sorted(int(w) for w in windows if int(w) + 2 <= seq_len)
     window = SlidingWindowConfig(windows=tuple(fitting), sink_tokens=int(sink_tokens),
                                  chunk_len=seq_len, max_chunks=2) if fitting else None
-    return SinksConfig(view_text=view_text or PAPER_TEXT,
-                       interventions=bool(run_interventions),
-                       seeds=tuple(range(int(seeds))), eval_seq_len=seq_len,
-                       max_eval_windows=session.eval_spec.max_windows, window=window,
-                       sparsity=float(sparsity))
+    return SinksSpec(view_text=view_text or PAPER_TEXT, interventions=bool(run_interventions),
+                     seeds=tuple(range(int(seeds))), window=window, sparsity=float(sparsity))
 
 
 @readable
@@ -115,23 +113,29 @@ def on_sinks(session: Session, progress=gr.Progress(track_tqdm=True), *, windows
              view_text: str) -> dict:
     """Every sinks measure on the dense model of the session's last prune."""
     need_calibration(session)
-    config = _config(session, windows=windows, sink_tokens=sink_tokens, seeds=seeds,
+    spec = _spec(session, windows=windows, sink_tokens=sink_tokens, seeds=seeds,
                      run_interventions=run_interventions, sparsity=sparsity,
-                     view_text=view_text)
+                 view_text=view_text)
     session.sinks = jobs.sinks_job(session.model, session.calib_ids, session.eval_spec,
                                    calibration=session.calibration, limits=get_limits(),
-                                   config=config, report=session.report)
-    return {"session": session, **on_render(session), "files": _files(session.sinks, config)}
+                                   sinks=spec, report=session.report)
+    return {"session": session, **on_render(session), "files": _files(session.sinks, spec)}
 
 
 def _summary(result: SinksResult) -> str:
-    lines = [attention_takeaway(result.sinks), bias_takeaway(result.sinks), *result.notes]
+    lines = [attention_takeaway(result.sinks), bias_takeaway(result.sinks)]
+    if result.interventions is not None:
+        lines.append(intervention_takeaway(result.interventions))
+    if result.window is not None:
+        lines.append(window_takeaway(result.window))
+    lines += [pruning_takeaway(result.pruning_kinds, result.sparsity), *result.notes,
+              "*Protocols: under each figure and in the Protocol accordion at the end.*"]
     return "\n\n".join(lines)
 
 
-def _files(result: SinksResult, config: SinksConfig) -> list[str]:
+def _files(result: SinksResult, spec: SinksSpec) -> list[str]:
     folder = new_download_dir()
-    paths = [export_sinks(result, config, folder / "sinks.json")]
+    paths = [export_sinks(result, spec, folder / "sinks.json")]
     for name, table in (("interventions", result.interventions), ("window", result.window),
                         ("pruning", result.pruning), ("bias", result.sinks.bias)):
         if table is not None:
