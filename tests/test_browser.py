@@ -107,7 +107,7 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _open_tab(page, "9. Sinks")
     _click(page, "Measure where the huge activations go")
     _wait_for_plots(page, 5)  # attention, bias, token x channel, sliding window, pruning
-    page.screenshot(path=str(shots / "8-sinks.png"), full_page=True)
+    page.screenshot(path=str(shots / "9-sinks.png"), full_page=True)
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):
