@@ -116,6 +116,21 @@ def test_first_token_attention_equals_output_attentions(family):
     assert report.bias["sink_share"].between(0, 1).all()
 
 
+def test_no_probabilities_off_the_eager_path_is_an_error(planted):
+    model, ids, _ = planted
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("sdpa")   # returns no attention probabilities
+    calls = []
+    try:
+        with record_attention(model, calls.append) as (_, check):
+            model(ids)                          # the hooks never raise ...
+            with pytest.raises(ValueError, match="no probabilities"):
+                check()                         # ... the caller's check does
+    finally:
+        model.set_attn_implementation(previous)
+    assert calls == []
+
+
 def test_restored_after_error_and_cancel(planted):
     model, ids, rule = planted
     before, impls = snapshot(model), _attn_impls(model)

@@ -117,12 +117,15 @@ def eager_attention(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def record_attention(model: nn.Module,
-                     on_call: Callable[[AttentionCall], None]) -> Iterator[list[AttentionSite]]:
+                     on_call: Callable[[AttentionCall], None]
+                     ) -> Iterator[tuple[list[AttentionSite], Callable[[], None]]]:
     """While inside, every attention call runs ``on_call`` with its probabilities and the input of
     its output projection. Needs the eager path (``eager_attention``); hooks removed on exit.
 
     Yields:
-        the attention sites (one per block).
+        (the attention sites, one per block; ``check()``: raises ValueError after a forward pass
+        in which an attention module returned no probabilities. Hooks never raise: only
+        ``calibration.StopForward`` may end a forward pass from a hook.)
     """
     sites = find_attention_modules(model)
     handles = []
@@ -134,15 +137,22 @@ def record_attention(model: nn.Module,
                 latest[index] = (name, module, args[0])
         return hook
 
+    missing: list[int] = []   # blocks whose attention returned no probabilities
+
     def attention_hook(index: int):
-        def hook(module, args, output):
+        def hook(module, args, output):  # never raises: the caller calls ``check``
             probs = output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else None
             if probs is None:
-                raise ValueError("the attention module returned no probabilities; is the model "
-                                 "on the eager attention path?")
+                missing.append(index)
+                return
             name, layer, proj_input = latest.pop(index)
             on_call(AttentionCall(index, probs, proj_input, weight_matrix(layer), name))
         return hook
+
+    def check() -> None:
+        if missing:
+            raise ValueError(f"the attention modules of blocks {sorted(set(missing))} returned "
+                             "no probabilities; is the model on the eager attention path?")
 
     try:
         for site in sites:
@@ -150,7 +160,7 @@ def record_attention(model: nn.Module,
                 handles.append(layer.register_forward_pre_hook(linear_hook(site.block_index,
                                                                            name)))
             handles.append(site.module.register_forward_hook(attention_hook(site.block_index)))
-        yield sites
+        yield sites, check
     finally:
         for handle in handles:
             handle.remove()

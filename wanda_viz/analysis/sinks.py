@@ -222,12 +222,14 @@ def collect_sink_report(model: nn.Module, calib_ids: torch.Tensor, rule: Massive
     device = model_device(model)
     handles = _block_output_hooks(model, acc.on_block)
     try:
-        with eager_attention(model), record_attention(model, acc.on_attention) as sites, \
+        with eager_attention(model), \
+                record_attention(model, acc.on_attention) as (sites, check_recorded), \
                 cancel_at_blocks(model, cancel):
             for offset in range(0, calib_ids.shape[0], batch_size):
                 check_cancelled(cancel)
                 batch = calib_ids[offset:offset + batch_size]
                 model(batch.to(device), use_cache=False)
+                check_recorded()
                 acc.end_batch(batch.shape[0], batch.shape[1], offset)
     finally:
         for handle in handles:
