@@ -104,6 +104,11 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     page.get_by_text("carry").first.wait_for()  # the summary of step 1
     page.screenshot(path=str(shots / "7-why.png"), full_page=True)
 
+    _open_tab(page, "9. Sinks")
+    _click(page, "Measure where the huge activations go")
+    _wait_for_plots(page, 5)  # attention, bias, token x channel, sliding window, pruning
+    page.screenshot(path=str(shots / "9-sinks.png"), full_page=True)
+
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):
     box = page.get_by_label("Model", exact=True)

@@ -13,7 +13,7 @@ import logging
 import sys
 
 from ..errors import user_message
-from . import outliers, prune, sweep, why
+from . import outliers, prune, sinks, sweep, why
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -24,6 +24,7 @@ COMMANDS = {
     "sweep": sweep,
     "outliers": outliers,
     "why": why,
+    "sinks": sinks,
 }
 
 

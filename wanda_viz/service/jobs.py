@@ -23,6 +23,7 @@ from ..analysis import (AblationSpec, ActivationReport, GenerationComparison, Sc
                         SweepSpec, WhyResult, WhySpec, analyze_layer_scores,
                         collect_activation_report, compare_generations, group_ablation,
                         run_sweep, run_why, sweep_points)
+from ..analysis.sinks_run import SinksResult, SinksSpec, run_sinks
 from ..cancel import CancelToken
 from ..config import CalibConfig, EvalConfig, PruneConfig, eval_seq_len
 from ..data import get_calibration_ids
@@ -35,7 +36,7 @@ from .limits import Limits
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["prune_job", "outliers_job", "scores_job", "ablation_job", "sweep_job",
-           "generate_job", "check_sweep_size", "why_job"]
+           "generate_job", "check_sweep_size", "why_job", "sinks_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,3 +209,37 @@ def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         tokenizer = entry.tokenizer
     return run_why(runner, why, tokenizer=tokenizer, model_name=spec.label)
+
+
+def _dense_runner(spec: ModelSpec, limits: Limits, *, calib_ids: torch.Tensor,
+                  calibration: dict | None, cancel: CancelToken | None) -> PointRunner:
+    """A runner without an evaluation text (only dense passes; nothing evaluated or cached)."""
+    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+        setup = resolve_eval_setup(entry.model, EvalConfig(source=None), eval_ids=None,
+                                   eval_label="none", calib_ids=calib_ids,
+                                   calibration=calibration)
+        model = entry.model
+    return PointRunner(model, setup, model_for_point=_model_per_point(spec, limits),
+                       cancel=cancel)
+
+
+@_gpu
+def sinks_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
+              calibration: dict, limits: Limits, sinks: SinksSpec = SinksSpec(),
+              report: ActivationReport | None = None, cache_dir: str | None = None,
+              cancel: CancelToken | None = None) -> SinksResult:
+    """Where the huge activations go: attention sinks, implicit bias, interventions, windows.
+
+    Like the why job, the model is taken anew for the dense passes and for each perplexity point;
+    ``report`` (the session's activation report of the same windows) saves one dense pass.
+    Without an evaluation text only the dense analyses run.
+    """
+    if evaluation.source is None:
+        runner = _dense_runner(spec, limits, calib_ids=calib_ids, calibration=calibration,
+                               cancel=cancel)
+    else:
+        runner = _point_runner(spec, evaluation, limits, calib_ids=calib_ids,
+                               calibration=calibration, cache_dir=cache_dir, cancel=cancel)
+    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+        tokenizer = entry.tokenizer
+    return run_sinks(runner, sinks, tokenizer=tokenizer, model_name=spec.label, report=report)

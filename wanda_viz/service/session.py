@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ..analysis import ActivationReport, GenerationComparison, ScoreReport
+from ..analysis.sinks_run import SinksResult
 from ..analysis.why_run import WhyResult
 from ..config import CalibConfig, EvalConfig
 from ..pruning import prune_model
@@ -131,6 +132,7 @@ class Session:
     sweep: pd.DataFrame | None = None
     generation: GenerationComparison | None = None
     why: WhyResult | None = None                 # tab 7; dense model, same windows: kept on merge
+    sinks: SinksResult | None = None             # tab 9; likewise
 
     def same_setup(self, other: Session) -> bool:
         """Same model, calibration windows and perplexity protocol: runs compare side by side."""

@@ -14,12 +14,12 @@ import gradio as gr
 
 from ..service import Session, get_limits
 from . import texts
-from .tabs import generate, masks, model, outliers, scores, sweep, why
+from .tabs import generate, masks, model, outliers, scores, sinks, sweep, why
 from .wiring import Context
 
 __all__ = ["TABS", "build_demo"]
 
-TABS = (model, outliers, scores, masks, sweep, generate, why)
+TABS = (model, outliers, scores, masks, sweep, generate, why, sinks)
 
 
 def _chain_refreshes(ctx: Context) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from ..pruning.registry import METHODS, REFINEMENTS
 
 __all__ = ["INTRO", "MODEL_TAB", "OUTLIERS_TAB", "SCORES_TAB", "MASKS_TAB", "SWEEP_TAB",
-           "GENERATE_TAB", "WHY_TAB", "method_notes"]
+           "GENERATE_TAB", "WHY_TAB", "SINKS_TAB", "SINKS_PROTOCOL",
+           "method_notes"]
 
 
 def method_notes() -> str:
@@ -101,3 +102,33 @@ its calibration windows and perplexity protocol, in three steps:
 
 The dense model is never changed (weights restored, hooks removed); perplexity points are cached
 per model and calibration like the sweep. A tiny demo model shows weaker effects than a real LLM."""
+
+SINKS_TAB = """**Where do the huge activations go?** Tokens that carry massive activations (in LLaMA-style
+models, the first token) attract most of the attention of most heads: *attention sinks* (Sun et
+al., arXiv 2402.17762; Xiao et al., StreamingLLM, arXiv 2309.17453). On the model and windows of
+your last prune (tab 1), this tab measures, per block and head, how much attention goes to the
+first token; whether what it returns is a constant, input-independent *bias*; what happens when
+the massive activations are replaced in **every** block where they appear; whether a sliding
+attention window survives without the first tokens; and how much of the weights reading the
+massive channels magnitude and Wanda keep. Each effect is measured, not assumed: some models
+do not show it (arXiv 2503.22329)."""
+
+SINKS_PROTOCOL = """- **First-token attention**: eager attention probabilities (after softmax) on position 0, mean
+  over the calibration windows and query positions 1..T-1 (= `output_attentions=True`); the model
+  returns to its own attention implementation afterwards. Blocks marked * get massive activations
+  in their input.
+- **Implicit bias**: the attention output split into the first token's term `W_o [p_q0 v_0]` and
+  the rest; constancy = mean cosine similarity between query positions (pooled over windows).
+- **Interventions**: massive entries (`|h| > 100` and `> 1000 x` the window's median) of every
+  block's output set to 0 or to their mean over the calibration windows; control: as many random
+  entries, set to 0 or to their channel's mean; perplexity on the evaluation text of tab 1.
+- **Sliding window**: each token sees its last W tokens, with or without the first tokens, through
+  an attention mask with the original positions (StreamingLLM re-assigns positions inside its
+  cache; within the trained context both see the same distances); perplexity on the predictions
+  after the largest W in chunks of the evaluation text.
+- **Pruning meets sinks**: magnitude (per layer) and Wanda (per row) at the chosen sparsity on the
+  dense weights: share kept of the weights reading the massive channels (residual channels for
+  q/k/v and gate/up; the layer input's own massive channels for o and down).
+
+Full protocol: docs/sinks.md and docs/PROTOCOLS.md."""
+
