@@ -15,6 +15,7 @@ import torch
 
 from helpers import PRUNE, SETUP, dense_weights, documented_endpoints, save_ui_checkpoint
 from helpers import prune_with_ui as _prune
+from wanda_viz.pruning.registry import METHOD_NAMES
 
 # -- construction ----------------------------------------------------------------------------------
 
@@ -74,7 +75,8 @@ def test_scores_masks_ablation_sweep_and_generation(app_env):
     layer = views.layer_choices(session)[0]
     out = scores.on_scores(session, layer=layer, sparsity=0.5)
     assert isinstance(out["histograms"], go.Figure)
-    assert len(out["thresholds"]) == 3 and len(out["agreement"]) == 3
+    n = len(METHOD_NAMES)  # the score view shows every registered method, pairwise agreement
+    assert len(out["thresholds"]) == n and len(out["agreement"]) == n * (n - 1) // 2
     out = masks.on_render(out["session"])
     assert isinstance(out["row_sparsity"], go.Figure) and isinstance(out["categories"], go.Figure)
     assert "disagree" in out["text"]
