@@ -19,6 +19,7 @@ import torch
 from ..analysis import (ActivationReport, GenerationComparison, ScoreReport, analyze_layer_scores,
                         collect_activation_report, compare_generations, group_ablation,
                         WhyResult, model_fingerprint, run_sweep, run_why, sweep_points)
+from ..cancel import CancelToken, check_cancelled
 from ..config import CalibConfig, EvalConfig, PruneConfig
 from ..data import get_calibration_ids
 from ..evaluate import evaluate
@@ -111,12 +112,17 @@ def scores_job(spec: ModelSpec, calib_ids: torch.Tensor, layer: str, sparsity: f
                                     calibration=calibration)
 
 
-def _model_per_point(spec: ModelSpec, limits: Limits):
+def _model_per_point(spec: ModelSpec, limits: Limits, cancel: CancelToken | None = None):
     """A factory of ``MODELS.use`` contexts yielding the dense model: long jobs take the shared
-    model once per point and queue (first come first served) behind whoever arrived meanwhile."""
+    model once per point and queue (first come first served) behind whoever arrived meanwhile.
+
+    ``cancel`` is checked before queueing for the model and again once it is held (a cancel that
+    came while waiting), so a cancelled job stops between points and changes nothing more."""
     @contextmanager
     def hold():
+        check_cancelled(cancel)
         with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+            check_cancelled(cancel)
             yield entry.model
     return hold
 
@@ -134,26 +140,30 @@ def check_sweep_size(methods, sparsities, structures, limits: Limits) -> int:
 
 @_gpu
 def ablation_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig,
-                 sparsity: float, *, limits: Limits) -> pd.DataFrame:
+                 sparsity: float, *, limits: Limits, cancel: CancelToken | None = None
+                 ) -> pd.DataFrame:
     """Comparison-group ablation (Wanda and magnitude, per row / layer / input) at one sparsity;
-    the model is taken once per point."""
+    the model is taken once per point; ``cancel`` stops it between points."""
+    check_cancelled(cancel)
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         eval_ids, _label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
         model, dense = entry.model, entry.backup
     return group_ablation(model, calib_ids, eval_ids, sparsity, seq_len=calib_ids.shape[1],
                           max_windows=evaluation.max_windows, dense=dense,
-                          model_for_point=_model_per_point(spec, limits))
+                          model_for_point=_model_per_point(spec, limits, cancel))
 
 
 @_gpu
 def sweep_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
               methods: tuple[str, ...], sparsities: tuple[float, ...],
               structures: tuple[str, ...], calibration: dict, limits: Limits,
-              cache_dir: str | None = None) -> pd.DataFrame:
+              cache_dir: str | None = None, cancel: CancelToken | None = None) -> pd.DataFrame:
     """Perplexity vs sparsity; points already on disk are read from the sweep cache, the others
     computed one at a time, each with the model taken anew (``WANDA_VIZ_MAX_SWEEP_POINTS`` caps
-    the request, checked before anything runs)."""
+    the request, checked before anything runs); ``cancel`` stops it between points (the finished
+    ones stay cached)."""
     check_sweep_size(methods, sparsities, structures, limits)
+    check_cancelled(cancel)
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
         fingerprint = model_fingerprint(spec.source, model=entry.model)
@@ -162,7 +172,7 @@ def sweep_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, 
                      methods=methods, sparsities=sparsities, structures=structures,
                      calibration=calibration, eval_label=label, seq_len=calib_ids.shape[1],
                      max_windows=evaluation.max_windows, cache_dir=cache_dir, dense=dense,
-                     model_for_point=_model_per_point(spec, limits))
+                     model_for_point=_model_per_point(spec, limits, cancel))
 
 
 @_gpu
@@ -179,12 +189,14 @@ def generate_job(spec: ModelSpec, runs: dict[str, RunRecord], prompt: str, *, li
 def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
             calibration: dict, limits: Limits, sparsity: float = 0.5,
             ks: tuple[int, ...] = (1, 2, 4, 8), seeds: tuple[int, ...] = (0, 1, 2),
-            cache_dir: str | None = None) -> WhyResult:
+            cache_dir: str | None = None, cancel: CancelToken | None = None) -> WhyResult:
     """Why Wanda works: per-channel disagreement, outlier-channel and massive-activation cuts.
 
     Like the sweep, the model is taken anew for the dense pass and for each perplexity point
     (other jobs run in between); points are cached on disk per model and calibration (``why/``).
+    ``cancel`` stops it between points.
     """
+    check_cancelled(cancel)
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
         fingerprint = model_fingerprint(spec.source, model=entry.model)
@@ -194,4 +206,4 @@ def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
                    eval_label=label, seq_len=calib_ids.shape[1],
                    max_windows=evaluation.max_windows, cache_dir=cache_dir,
                    model_name=spec.label, dense=dense,
-                   model_for_point=_model_per_point(spec, limits))
+                   model_for_point=_model_per_point(spec, limits, cancel))
