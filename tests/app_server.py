@@ -32,13 +32,12 @@ def serve_app(root: Path, *, tiny_model: bool = True, fresh: bool = False) -> It
     monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(root / "sweeps"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from wanda_viz.ui import build_demo
+    from wanda_viz.ui import build_demo, serve
     from wanda_viz.service.cache import MODELS
     MODELS.clear()
     demo = build_demo()
     port = free_port()
-    demo.queue(default_concurrency_limit=1).launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    serve(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
