@@ -35,7 +35,7 @@ from ..evaluate import count_eval_windows, eval_protocol, perplexity
 from ..models import WeightBackup, resolve_seq_len
 from ..files import write_json_atomic
 from ..gguf import file_sha256 as gguf_sha256
-from ..gguf import resolve_gguf
+from ..gguf import float_copy_fingerprint, resolve_gguf
 from ..pruning import prune_model
 from ..pruning.registry import METHOD_NAMES, get_method
 
@@ -129,7 +129,9 @@ def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
                       cache_dir: str | os.PathLike | None = None) -> dict:
     """What identifies a model's weights, for cache keys.
 
-    Local folder: SHA-256 of config.json and every weight file (memoised by path+mtime+size).
+    GGUF file: SHA-256 of the file and the content hash of its verified float copy (the weights
+    actually loaded). Local folder: SHA-256 of config.json and every weight file (memoised by
+    path+mtime+size).
     Hub id: the commit of the locally cached snapshot (offline look-up), else ``revision``.
     Neither (a model built in memory): a hash of its parameters.
 
@@ -138,8 +140,9 @@ def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
     """
     name = str(name_or_path) if name_or_path is not None else None
     gguf = _gguf_path(name)
-    if gguf is not None:  # GGUF (e.g. "smollm2-135m"): the quantized file fixes the weights
-        return {"model": name, "fingerprint": f"gguf:{gguf_sha256(gguf)}"}
+    if gguf is not None:  # GGUF (e.g. "smollm2-135m"): the file and the verified float copy
+        return {"model": name, "fingerprint": f"gguf:{gguf_sha256(gguf)}:float:"  # evaluated
+                                              f"{float_copy_fingerprint(gguf)}"}
     folder = Path(name).expanduser() if name is not None else None
     if folder is not None and folder.is_dir():
         files = sorted(p for p in folder.iterdir()
