@@ -111,9 +111,9 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
         if not _exists(choice):
             raise FileNotFoundError(f"local model folder {choice!r} does not exist on this host")
         return str(folder)
-    if not _HUB_ID.match(choice):
+    if not _HUB_ID.match(choice) or any(len(part) > 96 for part in choice.split("/")):
         raise ValueError(f"{choice!r} is not a Hugging Face model id "
-                         "(expected 'name' or 'org/name')")
+                         "(expected 'name' or 'org/name', at most 96 characters each)")
     return choice
 
 

@@ -17,6 +17,8 @@ tests and the benchmarks use it).
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 
 import gradio as gr
 
@@ -27,7 +29,7 @@ from . import fair_queue, texts
 from .tabs import generate, masks, model, outliers, scores, sweep, why
 from .wiring import Context, cancel_jobs
 
-__all__ = ["TABS", "build_demo", "serve", "end_session"]
+__all__ = ["TABS", "build_demo", "serve", "end_session", "wait_for_session_end"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,20 @@ def end_session(demo: gr.Blocks, session_id: str) -> None:
             holder.time_last_used.pop(session_id, None)
     release_memory()
     logger.info("session %s ended: long jobs cancelled, results freed", session_id[:8])
+    with _ENDED:
+        _ENDED_IDS.append(session_id)
+        _ENDED.notify_all()
+
+
+_ENDED = threading.Condition()
+_ENDED_IDS: deque[str] = deque(maxlen=1000)  # the latest ended sessions (for wait_for_...)
+
+
+def wait_for_session_end(session_id: str, timeout: float | None = None) -> bool:
+    """Block until ``end_session`` ran for ``session_id`` (tests and benchmarks wait on it
+    instead of sleeping); False on timeout."""
+    with _ENDED:
+        return _ENDED.wait_for(lambda: session_id in _ENDED_IDS, timeout)
 
 
 def build_demo() -> gr.Blocks:

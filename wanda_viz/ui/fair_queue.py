@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+import gradio as gr
+
 from ..service import get_limits
 
 __all__ = ["install", "refusal"]
@@ -28,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 def refusal(message: str, parameter: str | None = None) -> tuple[bool, list[dict], str]:
-    """``push``'s answer for a refused request: a validation error (HTTP 422) with ``message``."""
-    return False, [{"is_valid": False, "message": message, "parameter_name": parameter}], \
+    """``push``'s answer for a refused request: a validation error (HTTP 422) with ``message``
+    (``gr.validate``'s format: the browser and ``gradio_client`` show it)."""
+    return False, [{**gr.validate(False, message), "parameter_name": parameter or "request"}], \
         "validator_error"
 
 
