@@ -41,9 +41,11 @@ class LongJobs:
         self._jobs: list[LongJob] = []
 
     @contextmanager
-    def track(self, session: str | None, name: str) -> Iterator[CancelToken]:
-        """Register a job of ``session`` while the block runs; yields its token."""
-        job = LongJob(session or "", name, CancelToken())
+    def track(self, session: str | None, name: str,
+              token: CancelToken | None = None) -> Iterator[CancelToken]:
+        """Register a job of ``session`` while the block runs (the thread doing the work: the
+        job is listed until it has stopped); yields its token (``token``, or a new one)."""
+        job = LongJob(session or "", name, token or CancelToken())
         with self._changed:
             self._jobs.append(job)
             self._changed.notify_all()
@@ -56,17 +58,24 @@ class LongJobs:
 
     def cancel(self, session: str | None, name: str | None = None) -> list[str]:
         """Set the tokens of ``session``'s running jobs (only those called ``name`` if given);
-        returns the names of the jobs cancelled."""
+        returns the names of the jobs that are stopping (cancelled now or before)."""
         with self._changed:
             chosen = [job for job in self._jobs if job.session == (session or "")
-                      and name in (None, job.name) and not job.token.cancelled]
-            for job in chosen:
+                      and name in (None, job.name)]
+            fresh = [job for job in chosen if not job.token.cancelled]
+            for job in fresh:
                 job.token.cancel()
             self._changed.notify_all()
-        if chosen:
-            logger.info("cancelled %s of session %s", ", ".join(j.name for j in chosen),
+        if fresh:
+            logger.info("cancelled %s of session %s", ", ".join(j.name for j in fresh),
                         (session or "-")[:8])
         return [job.name for job in chosen]
+
+    def stop(self, token: CancelToken) -> None:
+        """Set one job's token (Gradio cancelled its event) and wake ``wait_for``."""
+        with self._changed:
+            token.cancel()
+            self._changed.notify_all()
 
     def running(self, session: str | None = None) -> list[LongJob]:
         """The jobs running now (of one session, or all)."""

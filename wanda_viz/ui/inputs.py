@@ -13,6 +13,7 @@ from ..data import (BUNDLED_CALIB, BUNDLED_EVAL, CALIB_SOURCES, EVAL_SOURCES, Da
                     read_text_file, resolve_data_dir)
 from ..service import EMBEDDED, Limits, ModelSpec, get_limits, resolve_model_source
 from ..service.limits import check_text_size
+from .validation import FieldError
 
 __all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "eval_choices",
            "default_eval", "check_range", "build_specs"]
@@ -102,7 +103,11 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows)
     source = resolve_model_source(model_choice, limits)
     label = "embedded demo model" if model_choice == EMBEDDED else model_choice.strip()
-    text, text_label = _calib_text(calib_source, calib_text, calib_file, limits)
+    try:
+        text, text_label = _calib_text(calib_source, calib_text, calib_file, limits)
+    except ValueError as err:  # shown under the text box or the upload in the browser
+        field = "calib_text" if calib_source == PASTE else "calib_file"
+        raise FieldError(field, str(err)) from err
     calib = CalibConfig(source=None if text is not None else calib_source, text=text,
                         text_label=text_label,
                         n_samples=int(n_samples), seq_len=int(seq_len), seed=int(seed or 0))

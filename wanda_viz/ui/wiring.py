@@ -29,7 +29,7 @@ import anyio
 import gradio as gr
 from gradio.context import LocalContext
 
-from ..cancel import Cancelled
+from ..cancel import Cancelled, CancelToken
 from ..service import Limits, user_message
 from ..service.cache import report_waits
 from ..service.long_jobs import LONG_JOBS
@@ -112,13 +112,16 @@ def _long_job(name: str, handler):
     the waiting task ends at once and the token is set: the thread stops at its next point."""
     @functools.wraps(handler)
     async def run(*args, **kwargs):
-        with LONG_JOBS.track(session_id(), name) as token:
-            call = functools.partial(handler, *args, cancel=token, **kwargs)
-            try:
-                return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-            except BaseException:  # asyncio.CancelledError among them: tell the thread
-                token.cancel()
-                raise
+        session, token = session_id(), CancelToken()
+
+        def work():  # listed in LONG_JOBS while the thread works, also after a cancel
+            with LONG_JOBS.track(session, name, token):
+                return handler(*args, cancel=token, **kwargs)
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except BaseException:  # asyncio.CancelledError among them: tell the thread
+            LONG_JOBS.stop(token)
+            raise
     return run
 
 

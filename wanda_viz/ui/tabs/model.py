@@ -12,6 +12,7 @@ from ...pruning.registry import GROUPS, METHOD_NAMES, STRUCTURES
 from ...service import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, PRESETS,
                         REAL_MODEL, Limits, Session, default_model_choice, jobs, model_choices)
 from .. import fields, inputs, texts, views
+from ..validation import FieldError
 from ..wiring import GPU, Context, listen, pick, readable
 
 __all__ = ["TITLE", "ID", "SETUP", "build", "wire", "on_prune", "on_preset", "on_render"]
@@ -103,8 +104,11 @@ def check_prune(session: Session, *, method: str, sparsity: float, structure: st
                 **setup) -> tuple[list[PruneConfig], tuple]:
     """(configs, specs) of a /prune request, or the error of its first bad value (also run by
     the event's validator, before the queue)."""
-    config = PruneConfig(method=method, sparsity=float(sparsity), structure=structure,
-                         group=None if group in (None, "", "default") else group)
+    try:
+        config = PruneConfig(method=method, sparsity=float(sparsity), structure=structure,
+                             group=None if group in (None, "", "default") else group)
+    except ValueError as err:  # e.g. N:M with another sparsity than N/M
+        raise FieldError("sparsity", str(err)) from err
     return [config], inputs.build_specs(**setup)
 
 
