@@ -18,11 +18,12 @@ import ctypes.util
 import logging
 import os
 
-__all__ = ["ARENAS_ENV", "configure_allocator", "release_memory", "allocator_stats"]
+__all__ = ["ARENAS_ENV", "TRIM_ENV", "configure_allocator", "release_memory"]
 
 logger = logging.getLogger(__name__)
 
 ARENAS_ENV = "WANDA_VIZ_MALLOC_ARENAS"
+TRIM_ENV = "WANDA_VIZ_MALLOC_TRIM"
 _M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 _LIBC: ctypes.CDLL | None = None
 _LOADED = False
@@ -58,25 +59,9 @@ def configure_allocator() -> int | None:
 
 
 def release_memory() -> bool:
-    """Return the allocator's free pages to the system (``malloc_trim(0)``); True if any were."""
+    """Return the allocator's free pages to the system (``malloc_trim(0)``); True if any were.
+    ``WANDA_VIZ_MALLOC_TRIM=0`` turns it off (to measure what it does)."""
     libc = _libc()
-    return bool(libc.malloc_trim(0)) if libc is not None else False
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                 "uordblks", "fordblks", "keepcost")]
-
-
-def allocator_stats() -> dict[str, float] | None:
-    """MB the allocator holds: ``heap`` (arenas), ``mmapped``, ``in_use`` and ``free`` (held but
-    unused: what a trim can return); None without glibc's ``mallinfo2`` (glibc < 2.33)."""
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
-        return None
-    libc.mallinfo2.restype = _MallInfo2
-    info = libc.mallinfo2()
-    mb = 2.0 ** 20
-    return {"heap": info.arena / mb, "mmapped": info.hblkhd / mb,
-            "in_use": (info.uordblks + info.hblkhd) / mb, "free": info.fordblks / mb}
+    if libc is None or os.environ.get(TRIM_ENV, "1") == "0":
+        return False
+    return bool(libc.malloc_trim(0))
