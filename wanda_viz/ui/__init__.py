@@ -8,6 +8,6 @@ validated configs, ``fields.py`` and ``validation.py`` check every input before 
 tables, ``texts.py`` the tab explanations. Model work lives in ``wanda_viz.service`` (jobs,
 session, model cache, limits, long jobs and their cancel tokens).
 """
-from .app import build_demo, serve
+from .app import build_demo, configure_logging, serve
 
-__all__ = ["build_demo", "serve"]
+__all__ = ["build_demo", "serve", "configure_logging"]

@@ -17,6 +17,7 @@ tests and the benchmarks use it).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import deque
 
@@ -29,7 +30,8 @@ from . import fair_queue, texts
 from .tabs import generate, masks, model, outliers, scores, sweep, why
 from .wiring import Context, cancel_jobs
 
-__all__ = ["TABS", "build_demo", "serve", "end_session", "wait_for_session_end"]
+__all__ = ["TABS", "build_demo", "serve", "configure_logging", "end_session",
+           "wait_for_session_end"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,16 @@ def build_demo() -> gr.Blocks:
             end_session(demo, request.session_hash)         # own expiry of state
         demo.unload(on_unload)
     return demo
+
+
+def configure_logging(level: str | None = None) -> None:
+    """The lines a host reads: wanda_viz at ``WANDA_VIZ_LOG_LEVEL`` (default INFO: evictions and
+    recomputations of SparseGPT runs, requests refused before the queue, cancels, ended
+    sessions, rebuilt model copies), every other library at WARNING, on stderr."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.WARNING)
+    chosen = (level or os.environ.get("WANDA_VIZ_LOG_LEVEL") or "INFO").upper()
+    logging.getLogger("wanda_viz").setLevel(chosen)
 
 
 def serve(demo: gr.Blocks, **launch_kwargs):
