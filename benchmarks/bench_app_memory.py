@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
         row = results[name]
         print(f"{name}: RSS first prune {row['first_prune']['rss_mb']:.0f} MB, one session "
               f"{row['one_session']['rss_mb']:.0f} MB, {args.sessions} sessions "
-              f"{row['all_sessions']['rss_mb']:.0f} MB (peak {row['all_sessions']['peak_rss_mb']:.0f}),"
+              f"{row['all_sessions']['rss_mb']:.0f} MB "
+              f"(peak {row['all_sessions']['peak_rss_mb']:.0f}),"
               f" ended {row['ended']['rss_mb']:.0f} MB")
     payload = {"commit": args.code_commit or _commit(args.code or common.REPO_ROOT),
                "model": args.model_choice,

@@ -17,10 +17,10 @@ model within seconds and refuse hub models that would not fit. A GPU host raises
 | WANDA_VIZ_MAX_RUNS | 6 | pruned runs kept per browser session (oldest dropped) |
 | WANDA_VIZ_MAX_SWEEP_POINTS | 12 / 36 | pruned points one sweep request may have |
 | WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB | 1024 / 4096 | SparseGPT runs' kept weights, all sessions |
-| WANDA_VIZ_MAX_TEXT_CHARS | 2000000 | pasted calibration text (characters; tokenizing takes ~125 MB per MB) |
+| WANDA_VIZ_MAX_TEXT_CHARS | 2000000 | pasted calibration text (characters) |
 | WANDA_VIZ_MAX_UPLOAD_MB | 2 | uploaded .txt file (Gradio's ``max_file_size`` and the reader) |
 | WANDA_VIZ_MAX_PROMPT_CHARS | 2000 | generation prompt (characters) |
-| WANDA_VIZ_MAX_QUEUED_PER_SESSION | 4 | jobs one browser session / API client may have queued or running |
+| WANDA_VIZ_MAX_QUEUED_PER_SESSION | 4 | jobs one session may have queued or running |
 | WANDA_VIZ_QUEUE_SIZE | 32 | jobs queued for all users together (Gradio's ``max_size``) |
 """
 from __future__ import annotations

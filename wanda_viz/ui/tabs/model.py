@@ -76,8 +76,9 @@ def build(limits: Limits) -> dict:
                 + (", a local folder or .gguf file" if limits.allow_local else ""))
             with gr.Row():
                 c["device"] = fields.Radio(["auto", "cpu", "cuda"], value="auto", label="Device")
-                c["dtype"] = fields.Dropdown(["auto", "float32", "bfloat16", "float16"], value="auto",
-                                         label="dtype", info="auto: fp32 on CPU, bf16/fp16 on GPU")
+                c["dtype"] = fields.Dropdown(
+                    ["auto", "float32", "bfloat16", "float16"], value="auto", label="dtype",
+                    info="auto: fp32 on CPU, bf16/fp16 on GPU")
             _data_inputs(c, limits)
         with gr.Column():
             _method_inputs(c)
