@@ -135,3 +135,17 @@ def test_a_bad_value_is_refused_while_another_job_holds_the_model(pruned_client,
         MODELS.lock.release()
     busy.result(timeout=120)
     other.close()
+
+
+def test_uploads_above_the_host_limit_are_refused_at_the_upload(pruned_client, server,
+                                                                 tmp_path):
+    """``serve`` sets Gradio's ``max_file_size`` from WANDA_VIZ_MAX_UPLOAD_MB (2 MB)."""
+    from gradio_client import handle_file
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"the cat sat on the mat . " * 100_000)  # 2.5 MB
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 2097152 bytes"):
+        pruned_client.predict(**{**SETUP, "calib_source": inputs.UPLOAD,
+                                 "calib_file": handle_file(str(big))}, **PRUNE, api_name="/prune")
+    with open(big, "rb") as file:  # the server refuses it too, whatever the client checks
+        response = httpx.post(f"{server}gradio_api/upload", files={"files": file})
+    assert response.status_code == 413
