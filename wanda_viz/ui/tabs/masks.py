@@ -28,7 +28,7 @@ def build(limits) -> dict:
     with gr.Row():
         c["sparsity"] = fields.Slider(0.1, 0.9, value=0.5, step=0.1, label="Ablation sparsity")
         c["ablate"] = gr.Button("Run the comparison-group ablation")
-        c["cancel"] = gr.Button("Cancel", variant="stop")
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
     c["status"] = gr.Markdown()
     c["ablation_fig"] = gr.Plot(label="Perplexity per comparison group")
     c["ablation"] = gr.Dataframe(label="Perplexity cost", interactive=False)

@@ -32,7 +32,7 @@ def build(limits) -> dict:
                                            label="Structures")
     with gr.Row():
         c["run"] = gr.Button("Run or extend the sweep", variant="primary", scale=3)
-        c["cancel"] = gr.Button("Cancel", variant="stop", scale=1)
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
     c["status"] = gr.Markdown()
     c["plot"] = gr.Plot(label="Perplexity vs sparsity")
     c["table"] = gr.Dataframe(label="Sweep points", interactive=False)

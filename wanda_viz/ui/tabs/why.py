@@ -47,7 +47,7 @@ def build(limits) -> dict:
         c["seeds"] = fields.IntSlider(1, 5, value=3, step=1, label="random seeds")
     with gr.Row():
         c["run"] = gr.Button("Run the three steps", variant="primary", scale=3)
-        c["cancel"] = gr.Button("Cancel", variant="stop", scale=1)
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
     c["status"] = gr.Markdown()
     gr.Markdown("### 1. Where Wanda and magnitude disagree")
     c["summary"] = gr.Markdown(PLACEHOLDER)
