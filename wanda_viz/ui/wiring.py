@@ -152,12 +152,14 @@ def listen(trigger, handler, inputs: list, outputs: dict, *, check=None,
            long_job: str | None = None, **kwargs):
     """``trigger(handler, inputs, outputs)`` for a handler returning ``{name: value}``.
 
-    A queued event with inputs is validated before it joins the queue: the fields' refusals,
-    then ``check`` (same arguments as the handler, raising an expected error). ``long_job``: the
-    job's name in ``LONG_JOBS`` (the handler takes ``cancel=``)."""
+    A queued event with visible inputs (``inputs_kwargs``) is validated before it joins the
+    queue: the fields' refusals, then ``check`` (same arguments as the handler, raising an
+    expected error); the browser shows a refusal under an input, so an event whose only input is
+    the session state keeps its checks in the handler (a message box). ``long_job``: the job's
+    name in ``LONG_JOBS`` (the handler takes ``cancel=``)."""
     if long_job is not None:
         handler = _long_job(long_job, handler)
-    if kwargs.get("queue", True) and (inputs or kwargs.get("inputs_kwargs")):
+    if kwargs.get("queue", True) and kwargs.get("inputs_kwargs"):
         kwargs["validator"] = validator(
             kwargs.get("api_name") or handler.__name__, _positional_names(handler, len(inputs)),
             list(kwargs.get("inputs_kwargs") or {}), check)

@@ -49,8 +49,7 @@ def _norms(ctx: Context, trigger):
 def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     event = listen(c["recompute"].click, on_outliers, [ctx.session],
-                   {"session": ctx.session, **pick(c, *OUTPUTS)}, api_name="outliers", **GPU,
-                   check=need_calibration)
+                   {"session": ctx.session, **pick(c, *OUTPUTS)}, api_name="outliers", **GPU)
     _norms(ctx, event.success)
     _norms(ctx, c["norm_layer"].change)
 
