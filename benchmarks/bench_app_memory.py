@@ -32,6 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+if os.environ.get("WANDA_VIZ_BENCH_CODE"):  # --code: that checkout's wanda_viz, not this one's
+    sys.path.insert(0, os.environ["WANDA_VIZ_BENCH_CODE"])
+
 CONFIGS = {"after": {}, "no-arena-cap": {"WANDA_VIZ_MALLOC_ARENAS": "0"},
            "no-trim": {"WANDA_VIZ_MALLOC_TRIM": "0"},
            "none": {"WANDA_VIZ_MALLOC_ARENAS": "0", "WANDA_VIZ_MALLOC_TRIM": "0"}}
@@ -128,9 +131,12 @@ def _end(clients, args) -> None:
 def worker(args) -> dict:
     import torch
     from gradio_client import Client
+
+    import wanda_viz
     torch.set_num_threads(args.threads or 1)
     demo, url = _serve()
-    readings = {"served": _accounting(demo)}
+    readings = {"code": str(Path(wanda_viz.__file__).parent.parent),
+                "served": _accounting(demo)}
     try:
         clients = [Client(url, verbose=False, download_files=False)
                    for _ in range(args.sessions)]
@@ -154,8 +160,9 @@ def worker(args) -> dict:
 
 def _run_worker(args, config: str) -> dict:
     env = {**os.environ, **CONFIGS[config], "TQDM_DISABLE": "1",
-           "PYTHONPATH": str(args.code or common.REPO_ROOT), "GRADIO_HEARTBEAT_INTERVAL": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+           "WANDA_VIZ_BENCH_CODE": str(args.code or common.REPO_ROOT),
+           "GRADIO_HEARTBEAT_INTERVAL": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": "1"}
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", *args.passthrough]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(args.code or
                           common.REPO_ROOT), timeout=args.timeout)
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     common.apply_common_args(args)
     args.passthrough = [a for a in argv if a not in ("--worker",)]
     machine = common.machine_info()
+    commit = args.code_commit or _commit(args.code or common.REPO_ROOT)  # the code measured
     results = {}
     for config in args.configs:
         name = args.label or config
@@ -212,8 +220,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['all_sessions']['rss_mb']:.0f} MB "
               f"(peak {row['all_sessions']['peak_rss_mb']:.0f}),"
               f" ended {row['ended']['rss_mb']:.0f} MB")
-    payload = {"commit": args.code_commit or _commit(args.code or common.REPO_ROOT),
-               "model": args.model_choice,
+    payload = {"commit": commit, "model": args.model_choice,
                "settings": {k: getattr(args, k) for k in ("sessions", "runs", "n_samples",
                                                           "seq_len", "eval_windows",
                                                           "calib_source", "eval_source")},
