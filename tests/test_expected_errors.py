@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app_server import serve_app
-from test_ui_handlers import PRUNE, SETUP
+from helpers import PRUNE, SETUP
 from wanda_viz.ui import inputs
 
 GENERATE = dict(prompt="the cat", run="wanda 50%", max_new_tokens=4, do_sample=False,

@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 import pytest
 
 from app_server import serve_app
-from test_ui_handlers import PRUNE, SETUP
+from helpers import PRUNE, SETUP
 from wanda_viz.service.cache import MODELS
 
 CAP, QUEUE = 3, 5

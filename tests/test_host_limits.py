@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_ui_handlers import PRUNE, SETUP, _prune, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import SETUP, prune_with_ui, synthetic_text
 from wanda_viz.service.cache import MODELS, check_model_allowed, resolve_model_source
 from wanda_viz.service.limits import get_limits
 from wanda_viz.ui import inputs
@@ -24,7 +24,7 @@ def test_an_oversized_paste_is_refused_before_tokenizing(app_env, no_model_work,
     import gradio as gr
     monkeypatch.setenv("WANDA_VIZ_MAX_TEXT_CHARS", "1000")
     with pytest.raises(gr.Error) as err:
-        _prune(calib_source=inputs.PASTE, calib_text="word " * 201)  # 1005 characters
+        prune_with_ui(calib_source=inputs.PASTE, calib_text="word " * 201)  # 1005 characters
     assert err.value.message == ("the pasted calibration text has 1,005 characters; this host "
                                  "accepts at most 1,000 (WANDA_VIZ_MAX_TEXT_CHARS)")
 
@@ -44,7 +44,7 @@ def test_an_oversized_prompt_is_refused_before_the_model(app_env, monkeypatch):
     import gradio as gr
 
     from wanda_viz.ui.tabs import generate
-    session = _prune()["session"]
+    session = prune_with_ui()["session"]
     monkeypatch.setenv("WANDA_VIZ_MAX_PROMPT_CHARS", "50")
     monkeypatch.setattr(MODELS, "_get", lambda *a, **k: pytest.fail("took the model"))
     with pytest.raises(gr.Error, match=r"the prompt has 60 characters; this host accepts at "
@@ -57,10 +57,9 @@ def test_a_text_at_the_limit_gives_the_reference_windows(app_env, monkeypatch):
     """The size check changes nothing for texts within the limit: the whole text is tokenized
     and sampled as the reference does (``random.seed`` + ``randint`` over all its tokens)."""
     import reference_impl as ref
-    from test_ui_handlers import _synthetic_text
-    text = _synthetic_text(1200, 5)
+    text = synthetic_text(1200, 5)
     monkeypatch.setenv("WANDA_VIZ_MAX_TEXT_CHARS", str(len(text)))
-    session = _prune(calib_source=inputs.PASTE, calib_text=text, n_samples=4, seq_len=32)[
+    session = prune_with_ui(calib_source=inputs.PASTE, calib_text=text, n_samples=4, seq_len=32)[
         "session"]
     (entry,) = MODELS._models.values()
     loader, _ = ref.get_wikitext2(text, "unused", 4, 0, 32, entry.tokenizer)

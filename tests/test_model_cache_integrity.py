@@ -101,10 +101,11 @@ def test_partial_folders_of_dead_processes_are_removed(fake_gguf):
 
 def test_the_sweep_key_covers_the_float_copy(fake_gguf, monkeypatch):
     """The same GGUF with a different float copy (another dequantizer) gets another key."""
-    from wanda_viz.analysis import model_fingerprint
+    from wanda_viz.files import file_sha256
+    from wanda_viz.points import model_fingerprint
     file, _calls = fake_gguf
     first = model_fingerprint(str(file))["fingerprint"]
-    assert first.startswith(f"gguf:{gguf.file_sha256(file)}:float:")
+    assert first.startswith(f"gguf:{file_sha256(file)}:float:")
 
     def other_dequantize(path, staging):
         (staging / "model.safetensors").write_bytes(HEADER + b"other weights")

@@ -35,10 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from .files import file_sha256
+
 __all__ = ["REAL_MODEL", "REAL_MODEL_FILE", "REAL_MODEL_HUB_IDS", "MODEL_CACHE_ENV",
            "real_model_path", "real_model_installed", "resolve_gguf", "model_cache_root",
            "float_copy_dir", "ensure_float_copy", "float_copy_fingerprint", "verify_float_copy",
-           "clear_quantization", "file_sha256"]
+           "clear_quantization"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,6 @@ MODEL_CACHE_ENV = "WANDA_VIZ_MODEL_CACHE"
 _COMPLETE = "wanda_viz_complete"                  # written last: a folder without it is partial
 _PARTIAL = ".partial-"                            # staging folders: .partial-<pid>-<random>
 _STALE_PARTIAL_S = 6 * 3600                       # older staging folders go whatever their pid
-_sha_memo: dict[tuple, str] = {}
 
 
 def real_model_path() -> Path | None:
@@ -105,19 +106,6 @@ def resolve_gguf(name: str, gguf_file: str | None = None,
         return path.resolve()
     from huggingface_hub import hf_hub_download
     return Path(hf_hub_download(name, gguf_file, revision=revision))
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, memoised per (path, size, mtime): ~0.3 s for 100 MB, once."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _sha_memo:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
-        _sha_memo[key] = digest.hexdigest()
-    return _sha_memo[key]
 
 
 def model_cache_root() -> Path:

@@ -29,7 +29,8 @@ from torch import nn
 from ..data import get_eval_ids
 from ..gguf import REAL_MODEL
 from ..hub import hub_reachable
-from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
+from ..layers import WeightBackup, model_device
+from ..loading import DEMO_MODEL_DIR, is_local_path, load_model
 from .fairlock import FairLock
 from .limits import EMBEDDED, Limits, default_model
 from .memory import release_memory
@@ -102,8 +103,7 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
     if len(choice) > _MAX_NAME:  # before any file-system call: no "[Errno 36] File name too long"
         raise ValueError(f"the model name has {len(choice):,} characters; a Hugging Face id or a "
                          f"local path has at most {_MAX_NAME}")
-    looks_local = choice.startswith((".", "/", "~")) or _exists(choice)
-    if looks_local:
+    if is_local_path(choice):
         if not limits.allow_local:
             raise ValueError("local model folders are disabled on this host "
                              "(the host can allow them with WANDA_VIZ_ALLOW_LOCAL=1)")
@@ -155,7 +155,7 @@ def _gguf_param_count(path: str) -> int:
 
 def _model_config(source: str, limits: Limits):
     """The config of a local folder or of a hub id."""
-    if not _exists(source):
+    if not is_local_path(source):
         return _hub_config(source, limits)
     from transformers import AutoConfig
     try:
@@ -200,7 +200,7 @@ def check_model_allowed(source: str, limits: Limits) -> int | None:
 
 def _local_snapshot(name: str) -> str:
     """The cached hub snapshot folder when offline, so loading does not wait on retries."""
-    if Path(name).exists() or name == REAL_MODEL or hub_reachable():
+    if is_local_path(name) or name == REAL_MODEL or hub_reachable():
         return name
     from huggingface_hub import snapshot_download
     try:

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import torch
 
 from ..config import PruneConfig
+from ..errors import FieldError
 from ..gguf import REAL_MODEL, REAL_MODEL_HUB_IDS, real_model_installed
-from ..pruning.registry import METHOD_NAMES
+from ..pruning.registry import get_method
 
 __all__ = ["MODEL_ENV", "EMBEDDED", "REAL_MODEL", "HUB_MODELS", "DEFAULT_SAMPLES",
            "DEFAULT_SEQ_LEN", "DEFAULT_EVAL_WINDOWS", "Limits", "get_limits", "check_text_size",
@@ -103,16 +104,18 @@ def get_limits() -> Limits:
     )
 
 
-def check_text_size(text: str | None, field: str, limit: int, setting: str) -> None:
+def check_text_size(text: str | None, field: str, what: str, limit: int, setting: str) -> None:
     """Refuse a text longer than ``limit`` characters before anything tokenizes it (tokenizing
     costs about 125 MB of memory and 1 s per MB of text, while the job holds the shared model).
 
+    Args:
+        field: the input's parameter name ("prompt"); what: how the message names it.
     Raises:
-        ValueError: naming the field, the size and the host setting.
+        FieldError: naming the field, the size and the host setting.
     """
     if text is not None and len(text) > limit:
-        raise ValueError(f"{field} has {len(text):,} characters; this host accepts at most "
-                         f"{limit:,} ({setting})")
+        raise FieldError(field, f"{what} has {len(text):,} characters; this host accepts at most "
+                                f"{limit:,} ({setting})")
 
 
 def default_model() -> str | None:
@@ -134,13 +137,21 @@ def default_model_choice() -> str:
     return EMBEDDED
 
 
+
+
+def _comparison(methods: tuple[str, ...], structure: str = "unstructured") -> tuple[str, tuple]:
+    """A preset comparing the named methods at 50%: its title (from their labels) and configs."""
+    title = " vs ".join(get_method(m).label for m in methods)
+    prefix = "50% unstructured" if structure == "unstructured" else structure
+    return f"{prefix}: {title}", tuple(PruneConfig(method=m, sparsity=0.5, structure=structure)
+                                       for m in methods)
+
+
 # One-click comparisons of the Prune tab: name -> configs run on the same calibration windows.
+# Each names its methods: a method added to the registry joins no preset by accident.
+_CLASSIC = ("magnitude", "wanda", "sparsegpt")
 PRESETS: dict[str, tuple[PruneConfig, ...]] = {
-    "50% unstructured: magnitude vs Wanda vs SparseGPT": tuple(
-        PruneConfig(method=m, sparsity=0.5) for m in METHOD_NAMES),
-    "2:4: magnitude vs Wanda vs SparseGPT": tuple(
-        PruneConfig(method=m, sparsity=0.5, structure="2:4")
-        for m in METHOD_NAMES),
+    **dict([_comparison(_CLASSIC), _comparison(_CLASSIC, "2:4")]),
     "Wanda per-row vs per-layer": (PruneConfig(method="wanda", sparsity=0.5, group="row"),
                                    PruneConfig(method="wanda", sparsity=0.5, group="layer")),
 }

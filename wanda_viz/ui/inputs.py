@@ -11,9 +11,9 @@ from ..data import (BUNDLED_CALIB, BUNDLED_EVAL, CALIB_SOURCES, EVAL_SOURCES, Da
                     check_text,
                     default_calibration_source, default_eval_source, list_text_files,
                     read_text_file, resolve_data_dir)
+from ..errors import FieldError
 from ..service import EMBEDDED, Limits, ModelSpec, get_limits, resolve_model_source
 from ..service.limits import check_text_size
-from .validation import FieldError
 
 __all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "eval_choices",
            "default_eval", "check_range", "build_specs"]
@@ -53,9 +53,11 @@ def default_eval() -> str:
         return BUNDLED_EVAL
 
 
-def check_range(name: str, value, low, high) -> None:
+def check_range(name: str, value, low, high, field: str | None = None) -> None:
+    """FieldError (``field``, default ``name``) unless ``low <= value <= high``."""
     if value is None or not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high} on this host, got {value}")
+        raise FieldError(field or name,
+                         f"{name} must be between {low} and {high} on this host, got {value}")
 
 
 def _calib_text(calib_source: str, calib_text: str | None, calib_file,
@@ -66,8 +68,8 @@ def _calib_text(calib_source: str, calib_text: str | None, calib_file,
     if calib_source == PASTE:
         if calib_text is not None and not isinstance(calib_text, str):
             raise ValueError(f"the pasted calibration text must be text, got {calib_text!r}")
-        check_text_size(calib_text, "the pasted calibration text", limits.max_text_chars,
-                        "WANDA_VIZ_MAX_TEXT_CHARS")
+        check_text_size(calib_text, "calib_text", "the pasted calibration text",
+                        limits.max_text_chars, "WANDA_VIZ_MAX_TEXT_CHARS")
         text = check_text(calib_text or "", "the pasted calibration text")
         return text, None  # captions say "pasted text (<n> characters)"
     if calib_source == UPLOAD:
@@ -100,7 +102,7 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     limits = get_limits()
     check_range("n_samples", n_samples, 1, limits.max_samples)
     check_range("seq_len", seq_len, 8, limits.max_seq_len)
-    check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows)
+    check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows, "eval_windows")
     source = resolve_model_source(model_choice, limits)
     label = "embedded demo model" if model_choice == EMBEDDED else model_choice.strip()
     try:
@@ -111,6 +113,7 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     calib = CalibConfig(source=None if text is not None else calib_source, text=text,
                         text_label=text_label,
                         n_samples=int(n_samples), seq_len=int(seq_len), seed=int(seed or 0))
+    # Evaluation windows are as long as the calibration windows, as in the reference protocol.
     evaluation = EvalConfig(source=None if eval_source == "none" else eval_source,
-                            max_windows=int(eval_windows))
+                            max_windows=int(eval_windows), seq_len=int(seq_len))
     return ModelSpec(source, label, device, dtype), calib, evaluation, limits

@@ -15,20 +15,12 @@ from collections.abc import Callable, Sequence
 
 import gradio as gr
 
-from ..service import user_message
+from ..errors import FieldError, user_message
 from .fields import Invalid
 
 __all__ = ["FieldError", "validator", "refuse_invalid"]
 
 logger = logging.getLogger(__name__)
-
-
-class FieldError(ValueError):
-    """A check's failure that belongs to one input (``field``: the handler's parameter name)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def refuse_invalid(values) -> None:

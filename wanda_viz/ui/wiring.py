@@ -15,7 +15,7 @@ Before the queue: every queued event gets a ``validator=`` (``validation.py``): 
 refusals and the endpoint's ``check`` answer at once, before the event waits in a queue or takes
 the model. Long jobs (``long_job="sweep"``) run with a ``CancelToken`` from ``LONG_JOBS`` under
 their session: Gradio's own cancellation of the event (the Cancel button's ``cancels=``), the
-``/cancel`` endpoint and a closed tab all set it, and the job stops at its next point.
+``/cancel`` endpoint and a closed tab all set it, and the job stops at its next decoder block or point.
 """
 from __future__ import annotations
 
@@ -78,10 +78,9 @@ def readable(fn):
 
 
 def _as_user_error(handler: str, err: Exception) -> gr.Error:
-    if isinstance(err, Cancelled):
-        logger.info("%s cancelled by its user", handler)  # not an error: one line
-        return gr.Error("cancelled: the job stopped at its next point; the points it finished "
-                        "are cached", print_exception=False)
+    if isinstance(err, Cancelled):  # not an error: one line; the message is errors.py's
+        logger.info("%s cancelled by its user", handler)
+        return gr.Error(user_message(err), print_exception=False)
     message = err.message if isinstance(err, gr.Error) else user_message(err)
     if message is None:
         logger.exception("%s failed unexpectedly", handler)
@@ -183,8 +182,8 @@ def cancel_jobs(job: str = "") -> str:
     names = LONG_JOBS.cancel(session_id(), job or None)
     if not names:
         return "Nothing to cancel: no long job of this session is running."
-    return (f"Cancelled: {', '.join(names)}. It stops at its next point; the points it "
-            "finished are cached.")
+    return (f"Cancelled: {', '.join(names)}. It stops at its next decoder block or point; the "
+            "points it finished are cached.")
 
 
 def wire_cancel(button, event, job: str, status) -> None:

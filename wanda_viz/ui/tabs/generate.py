@@ -11,7 +11,7 @@ from ...service import Session, get_limits, jobs
 from .. import fields, texts, views
 from ...service.limits import check_text_size
 from ..inputs import check_range
-from ..validation import FieldError
+from ...errors import FieldError
 from ..wiring import GPU, QUIET, Context, listen, pick, readable
 
 __all__ = ["TITLE", "ID", "build", "wire", "refresh", "check_generate", "on_generate", "on_render",
@@ -76,7 +76,8 @@ def check_generate(session: Session, *, prompt: str, run: str, max_new_tokens: i
     if prompt is not None and not isinstance(prompt, str):
         raise FieldError("prompt", f"the prompt must be text, got {prompt!r}")
     limits = get_limits()
-    check_text_size(prompt, "the prompt", limits.max_prompt_chars, "WANDA_VIZ_MAX_PROMPT_CHARS")
+    check_text_size(prompt, "prompt", "the prompt", limits.max_prompt_chars,
+                    "WANDA_VIZ_MAX_PROMPT_CHARS")
     if not (prompt or "").strip():
         raise FieldError("prompt", "the prompt is empty")
     check_range("max_new_tokens", max_new_tokens, 1, limits.max_new_tokens)

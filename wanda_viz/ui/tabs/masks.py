@@ -72,10 +72,11 @@ def check_ablation(session: Session, *, sparsity: float) -> None:
 def on_ablation(session: Session, progress=gr.Progress(track_tqdm=True), *,
                 sparsity: float, cancel: CancelToken | None = None) -> dict:
     """Perplexity of Wanda and magnitude under each comparison group (the paper's ablation);
-    ``cancel`` stops it between points."""
+    ``cancel`` stops it between points and inside a point at block boundaries."""
     check_ablation(session, sparsity=sparsity)
     session.ablation = jobs.ablation_job(session.model, session.calib_ids, session.eval_spec,
-                                         float(sparsity), limits=get_limits(), cancel=cancel)
+                                         float(sparsity), limits=get_limits(),
+                                         calibration=session.calibration, cancel=cancel)
     protocol = views.ablation_protocol(session)
     return {"session": session,
             "ablation_fig": figures.plot_group_ablation(session.ablation, protocol=protocol),

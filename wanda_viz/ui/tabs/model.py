@@ -12,7 +12,7 @@ from ...pruning.registry import GROUPS, METHOD_NAMES, STRUCTURES
 from ...service import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, PRESETS,
                         REAL_MODEL, Limits, Session, default_model_choice, jobs, model_choices)
 from .. import fields, inputs, texts, views
-from ..validation import FieldError
+from ...errors import FieldError
 from ..wiring import GPU, Context, listen, pick, readable
 
 __all__ = ["TITLE", "ID", "SETUP", "build", "wire", "on_prune", "on_preset", "on_render"]
@@ -65,6 +65,8 @@ def _method_inputs(c: dict) -> None:
 
 def build(limits: Limits) -> dict:
     gr.Markdown(texts.MODEL_TAB)
+    with gr.Accordion("Methods and papers", open=False):
+        gr.Markdown(texts.method_notes())
     c = {}
     with gr.Row():
         with gr.Column():

@@ -7,7 +7,7 @@ import gradio as gr
 from ... import figures
 from ...service import Session, get_limits, jobs
 from .. import fields, texts, views
-from ..validation import FieldError
+from ...errors import FieldError
 from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
 
 __all__ = ["TITLE", "ID", "build", "wire", "refresh", "check_scores", "on_scores", "on_render",

@@ -7,8 +7,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ... import figures
-from ...analysis import export_table
-from ...pruning.registry import METHOD_NAMES, STRUCTURES
+from ...analysis import SweepSpec, export_table
+from ...pruning.registry import DEFAULT_METHODS, METHOD_NAMES, STRUCTURES
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from ...cancel import CancelToken
@@ -25,7 +25,7 @@ def build(limits) -> dict:
     gr.Markdown(texts.SWEEP_TAB)
     c = {}
     with gr.Row():
-        c["methods"] = fields.CheckboxGroup(list(METHOD_NAMES), value=list(METHOD_NAMES),
+        c["methods"] = fields.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                                         label="Methods")
         c["sparsities"] = fields.CheckboxGroup(SWEEP_SPARSITIES, value=[0.5], label="Sparsities")
         c["structures"] = fields.CheckboxGroup(list(STRUCTURES), value=["unstructured"],
@@ -60,7 +60,12 @@ def check_sweep(session: Session, *, methods: list[str], sparsities: list[float]
                        "sparsity")
     if session.eval_spec is None or session.eval_spec.source is None:
         raise gr.Error("the sweep needs an evaluation text: choose one in tab 1 and prune")
-    jobs.check_sweep_size(methods, sparsities, structures, get_limits())
+    jobs.check_sweep_size(_sweep_spec(methods, sparsities, structures), get_limits())
+
+
+def _sweep_spec(methods: list[str], sparsities: list[float], structures: list[str]) -> SweepSpec:
+    return SweepSpec(methods=tuple(methods), sparsities=tuple(map(float, sparsities)),
+                     structures=tuple(structures))
 
 
 @readable
@@ -68,12 +73,11 @@ def on_sweep(session: Session, progress=gr.Progress(track_tqdm=True), *,
              methods: list[str], sparsities: list[float],
              structures: list[str], cancel: CancelToken | None = None) -> dict:
     """Run or extend a sweep (cached points are read from disk); plot and write the downloads.
-    ``cancel`` stops it between points."""
+    ``cancel`` stops it between points and inside a point at block boundaries."""
     check_sweep(session, methods=methods, sparsities=sparsities, structures=structures)
     table = jobs.sweep_job(session.model, session.calib_ids, session.eval_spec,
-                           methods=tuple(methods), sparsities=tuple(map(float, sparsities)),
-                           structures=tuple(structures), calibration=session.calibration,
-                           limits=get_limits(), cancel=cancel)
+                           _sweep_spec(methods, sparsities, structures),
+                           calibration=session.calibration, limits=get_limits(), cancel=cancel)
     session.sweep = table
     return {"session": session, "plot": figures.plot_sweep(table),
             "table": views.sweep_table(table),

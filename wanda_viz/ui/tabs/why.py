@@ -10,12 +10,13 @@ from __future__ import annotations
 import gradio as gr
 
 from ... import figures
+from ...analysis import ChannelSpec, WhySpec
 from ...analysis.why_run import WhyResult, export_why
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from ...cancel import CancelToken
 from .. import fields, texts
-from ..validation import FieldError
+from ...errors import FieldError
 from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable, wire_cancel
 
 __all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "check_why", "on_why",
@@ -129,12 +130,13 @@ def check_why(session: Session, *, sparsity: float, ks: list[int], seeds: int) -
 def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity: float,
            ks: list[int], seeds: int, cancel: CancelToken | None = None) -> dict:
     """All three steps on the dense model of the session's last prune; ``cancel`` stops it
-    between points."""
+    between points and inside a point at block boundaries."""
     check_why(session, sparsity=sparsity, ks=ks, seeds=seeds)
+    why = WhySpec(sparsity=float(sparsity), channels=ChannelSpec(
+        tuple(int(k) for k in ks), tuple(range(int(seeds)))))
     session.why = jobs.why_job(session.model, session.calib_ids, session.eval_spec,
-                               calibration=session.calibration, limits=get_limits(),
-                               sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
-                               seeds=tuple(range(int(seeds))), cancel=cancel)
+                               calibration=session.calibration, limits=get_limits(), why=why,
+                               cancel=cancel)
     return {"session": session, **on_render(session), "files": _files(session.why)}
 
 
