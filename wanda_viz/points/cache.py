@@ -69,8 +69,9 @@ def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
 
     GGUF: the file's SHA-256 and the content hash of its verified float copy (the weights
     actually loaded and evaluated: a damaged copy is rebuilt before it is hashed). Local folder:
-    SHA-256 of config.json and every weight file (memoised in ``cache_dir``). Hub id: the commit of the locally cached snapshot (offline
-    look-up), else ``revision``. Neither (a model built in memory): a hash of its parameters.
+    SHA-256 of config.json and every weight file (memoised in ``cache_dir``). Hub id: the commit
+    of the locally cached snapshot (offline look-up), else ``revision``. Neither (a model built
+    in memory): a hash of its parameters.
 
     Returns:
         {"model": display name, "fingerprint": string that changes iff the weights may change}.

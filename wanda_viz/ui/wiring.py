@@ -15,7 +15,8 @@ Before the queue: every queued event gets a ``validator=`` (``validation.py``): 
 refusals and the endpoint's ``check`` answer at once, before the event waits in a queue or takes
 the model. Long jobs (``long_job="sweep"``) run with a ``CancelToken`` from ``LONG_JOBS`` under
 their session: Gradio's own cancellation of the event (the Cancel button's ``cancels=``), the
-``/cancel`` endpoint and a closed tab all set it, and the job stops at its next decoder block or point.
+``/cancel`` endpoint and a closed tab all set it, and the job stops at its next decoder block or
+point.
 """
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def _long_job(name: str, handler):
     """Run ``handler(..., cancel=token)`` in a worker thread with a token from ``LONG_JOBS``.
 
     When Gradio cancels the event (the Cancel button's ``cancels=``, Gradio's ``/cancel`` route)
-    the waiting task ends at once and the token is set: the thread stops at its next point."""
+    the waiting task ends at once and the token is set: the thread stops at its next decoder
+    block or point."""
     @functools.wraps(handler)
     async def run(*args, **kwargs):
         session, token = session_id(), CancelToken()
@@ -178,7 +180,8 @@ def need_calibration(session) -> None:
 
 def cancel_jobs(job: str = "") -> str:
     """Stop this session's running long jobs (``job``: only that one, e.g. "sweep"); each stops
-    at its next point and the points it finished stay cached. The API's ``/cancel``."""
+    at its next decoder block or point, and the points it finished stay cached. The API's
+    ``/cancel``."""
     names = LONG_JOBS.cancel(session_id(), job or None)
     if not names:
         return "Nothing to cancel: no long job of this session is running."
