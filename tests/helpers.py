@@ -150,12 +150,13 @@ def dense_weights() -> dict:
 
 
 def documented_endpoints() -> set[str]:
-    """The named endpoints each tab module's docstring promises ("Named API endpoint: /x")."""
+    """The named endpoints each tab module's docstring promises ("Named API endpoint: /x"), and
+    the app module's own (/cancel)."""
     import re
 
-    from wanda_viz.ui.app import TABS
+    from wanda_viz.ui import app
     found = set()
-    for tab in TABS:
+    for tab in [*app.TABS, app]:
         doc = " ".join((tab.__doc__ or "").split())
         for match in re.finditer(r"Named API endpoints?: ((?:/\w+(?:,? (?:and )?)?)+)", doc):
             found |= set(re.findall(r"/\w+", match.group(1)))

@@ -6,8 +6,9 @@ chained after the events of those topics in tab order. Adding a tab is one modul
 of ``TABS``. Short model work (prune, outliers, scores, generate) shares one queue
 (``wiring.GPU``), long work (sweep, ablation, why) has its own (``wiring.LONG``) and takes the model
 per point; redraws from the session state run outside both (``wiring.QUIET``).
-Named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep, /generate, /why,
-/cancel (stops the client's running long jobs).
+The tabs' named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep,
+/generate, /why. The app's own: Named API endpoint: /cancel (stops the client's running long
+jobs).
 
 A session's end (closed tab, disconnected client: Gradio's ``unload``) cancels its long jobs and
 frees what it held at once; the state's delete callback frees the same when Gradio expires it.
