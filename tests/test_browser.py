@@ -13,14 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app_server import serve_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-# the first prune on 2 shared CPU cores; raise it (seconds) to take screenshots on the real model
-TIMEOUT_MS = int(float(os.environ.get("WANDA_VIZ_BROWSER_TIMEOUT_S", "60")) * 1000)
+from app_server import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, serve_app
+from app_server import click as _click
+from app_server import open_tab as _open_tab
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]
@@ -51,19 +46,11 @@ def _shots(tmp_path: Path) -> Path:
     return folder
 
 
-def _open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-
-
 def _wait_for_plots(page, count: int) -> None:
     """Wait until ``count`` Plotly charts are visible in the open tab."""
     page.wait_for_function(
         "n => [...document.querySelectorAll('.js-plotly-plot')]"
         ".filter(e => e.offsetParent !== null).length >= n", arg=count, timeout=TIMEOUT_MS)
-
-
-def _click(page, name: str) -> None:
-    page.get_by_role("button", name=name, exact=True).click()
 
 
 def test_default_flow_renders_every_tab(page, tmp_path):

@@ -17,6 +17,11 @@ model within seconds and refuse hub models that would not fit. A GPU host raises
 | WANDA_VIZ_MAX_RUNS | 6 | pruned runs kept per browser session (oldest dropped) |
 | WANDA_VIZ_MAX_SWEEP_POINTS | 12 / 36 | pruned points one sweep request may have |
 | WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB | 1024 / 4096 | SparseGPT runs' kept weights, all sessions |
+| WANDA_VIZ_MAX_TEXT_CHARS | 2000000 | pasted calibration text (characters) |
+| WANDA_VIZ_MAX_UPLOAD_MB | 2 | uploaded .txt file (Gradio's ``max_file_size`` and the reader) |
+| WANDA_VIZ_MAX_PROMPT_CHARS | 2000 | generation prompt (characters) |
+| WANDA_VIZ_MAX_QUEUED_PER_SESSION | 4 | jobs one session may have queued or running |
+| WANDA_VIZ_QUEUE_SIZE | 32 | jobs queued for all users together (Gradio's ``max_size``) |
 """
 from __future__ import annotations
 
@@ -26,12 +31,13 @@ from dataclasses import dataclass
 import torch
 
 from ..config import PruneConfig
+from ..errors import FieldError
 from ..gguf import REAL_MODEL, REAL_MODEL_HUB_IDS, real_model_installed
 from ..pruning.registry import get_method
 
 __all__ = ["MODEL_ENV", "EMBEDDED", "REAL_MODEL", "HUB_MODELS", "DEFAULT_SAMPLES",
-           "DEFAULT_SEQ_LEN", "DEFAULT_EVAL_WINDOWS", "Limits", "get_limits", "default_model",
-           "model_choices", "default_model_choice", "PRESETS"]
+           "DEFAULT_SEQ_LEN", "DEFAULT_EVAL_WINDOWS", "Limits", "get_limits", "check_text_size",
+           "default_model", "model_choices", "default_model_choice", "PRESETS"]
 
 MODEL_ENV = "WANDA_VIZ_MODEL"
 EMBEDDED = "embedded demo model"          # dropdown label of the instant, 4M-parameter model
@@ -69,6 +75,11 @@ class Limits:
     max_updated_weights_mb: float
     allow_local: bool
     allow_remote_code: bool
+    max_text_chars: int = 2_000_000
+    max_upload_mb: float = 2.0
+    max_prompt_chars: int = 2000
+    max_queued_per_session: int = 4
+    queue_size: int = 32
 
 
 def get_limits() -> Limits:
@@ -85,7 +96,26 @@ def get_limits() -> Limits:
         max_updated_weights_mb=_env_number("WANDA_VIZ_MAX_UPDATED_WEIGHTS_MB", 1024, 4096),
         allow_local=_env_flag("WANDA_VIZ_ALLOW_LOCAL"),
         allow_remote_code=_env_flag("WANDA_VIZ_ALLOW_REMOTE_CODE"),
+        max_text_chars=int(_env_number("WANDA_VIZ_MAX_TEXT_CHARS", 2e6, 2e6)),
+        max_upload_mb=_env_number("WANDA_VIZ_MAX_UPLOAD_MB", 2, 2),
+        max_prompt_chars=int(_env_number("WANDA_VIZ_MAX_PROMPT_CHARS", 2000, 2000)),
+        max_queued_per_session=int(_env_number("WANDA_VIZ_MAX_QUEUED_PER_SESSION", 4, 4)),
+        queue_size=int(_env_number("WANDA_VIZ_QUEUE_SIZE", 32, 32)),
     )
+
+
+def check_text_size(text: str | None, field: str, what: str, limit: int, setting: str) -> None:
+    """Refuse a text longer than ``limit`` characters before anything tokenizes it (tokenizing
+    costs about 125 MB of memory and 1 s per MB of text, while the job holds the shared model).
+
+    Args:
+        field: the input's parameter name ("prompt"); what: how the message names it.
+    Raises:
+        FieldError: naming the field, the size and the host setting.
+    """
+    if text is not None and len(text) > limit:
+        raise FieldError(field, f"{what} has {len(text):,} characters; this host accepts at most "
+                                f"{limit:,} ({setting})")
 
 
 def default_model() -> str | None:

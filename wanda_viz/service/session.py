@@ -157,3 +157,12 @@ class Session:
         if new.eval_protocol is not None:
             self.dense_perplexity, self.eval_protocol = new.dense_perplexity, new.eval_protocol
         return self
+
+    def release(self) -> None:
+        """Free what this session holds in shared stores (its SparseGPT runs' kept weights) and
+        drop its results: the session ended (Gradio's state delete callback, a closed tab)."""
+        for run in self.runs.values():
+            run.forget()
+        self.runs.clear()
+        self.report = self.scores = self.ablation = self.sweep = None
+        self.generation = self.why = self.calib_ids = None

@@ -9,10 +9,13 @@ import gradio as gr
 from ... import figures
 from ...service import Session, get_limits, jobs
 from .. import fields, texts, views
+from ...service.limits import check_text_size
 from ..inputs import check_range
+from ...errors import FieldError
 from ..wiring import GPU, QUIET, Context, listen, pick, readable
 
-__all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_generate", "on_render", "on_runs"]
+__all__ = ["TITLE", "ID", "build", "wire", "refresh", "check_generate", "on_generate", "on_render",
+           "on_runs"]
 
 TITLE, ID = "6. Generate", "generate"
 REFRESH_ON = ("session",)
@@ -26,12 +29,12 @@ def build(limits) -> dict:
     c = {}
     with gr.Row():
         c["prompt"] = gr.Textbox("Alice was beginning to get very tired", label="Prompt", scale=3)
-        c["run"] = gr.Dropdown([], label="Pruned run", scale=2, allow_custom_value=True)
+        c["run"] = fields.Dropdown([], label="Pruned run", scale=2, allow_custom_value=True)
     with gr.Row():
         c["max_new_tokens"] = fields.IntSlider(1, limits.max_new_tokens, step=1,
                                                value=min(40, limits.max_new_tokens),
                                                label="max new tokens")
-        c["do_sample"] = gr.Checkbox(False, label="sample (else greedy)")
+        c["do_sample"] = fields.Checkbox(False, label="sample (else greedy)")
         c["temperature"] = fields.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature")
         c["top_p"] = fields.Slider(0.1, 1.0, value=1.0, step=0.05, label="top-p")
         c["seed"] = fields.IntNumber(0, precision=0, minimum=0, label="seed")
@@ -49,7 +52,7 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["generate"].click, on_generate, [ctx.session],
            {"session": ctx.session, **pick(c, *OUTPUTS)}, api_name="generate", **GPU,
-           inputs_kwargs=pick(c, *DECODING))
+           inputs_kwargs=pick(c, *DECODING), check=check_generate)
 
 
 def refresh(ctx: Context, trigger):
@@ -62,18 +65,30 @@ def on_runs(session: Session) -> dict:
     return {"run": gr.Dropdown(choices=runs, value=runs[-1] if runs else None)}
 
 
+def check_generate(session: Session, *, prompt: str, run: str, max_new_tokens: int,
+                   **decoding) -> None:
+    """Refuse a /generate request before the queue: no run, an unknown run, an empty or too long
+    prompt (``WANDA_VIZ_MAX_PROMPT_CHARS``, checked before anything tokenizes it)."""
+    if not session.runs:
+        raise gr.Error("Prune a model in tab 1 first.")
+    if run not in session.runs:
+        raise FieldError("run", f"choose one of this session's runs: {', '.join(session.runs)}")
+    if prompt is not None and not isinstance(prompt, str):
+        raise FieldError("prompt", f"the prompt must be text, got {prompt!r}")
+    limits = get_limits()
+    check_text_size(prompt, "prompt", "the prompt", limits.max_prompt_chars,
+                    "WANDA_VIZ_MAX_PROMPT_CHARS")
+    if not (prompt or "").strip():
+        raise FieldError("prompt", "the prompt is empty")
+    check_range("max_new_tokens", max_new_tokens, 1, limits.max_new_tokens)
+
+
 @readable
 def on_generate(session: Session, progress=gr.Progress(track_tqdm=True), *,
                 prompt: str, run: str, max_new_tokens: int,
                 do_sample: bool, temperature: float, top_p: float, seed: int) -> dict:
     """Dense and pruned continuations of the same prompt with the same decoding settings."""
-    if not session.runs:
-        raise gr.Error("Prune a model in tab 1 first.")
-    if run not in session.runs:
-        raise gr.Error(f"choose one of this session's runs: {', '.join(session.runs)}")
-    if not (prompt or "").strip():
-        raise gr.Error("the prompt is empty")
-    check_range("max_new_tokens", max_new_tokens, 1, get_limits().max_new_tokens)
+    check_generate(session, prompt=prompt, run=run, max_new_tokens=max_new_tokens)
     session.generation = jobs.generate_job(
         session.model, {run: session.runs[run]}, prompt, limits=get_limits(),
         max_new_tokens=int(max_new_tokens), do_sample=bool(do_sample),

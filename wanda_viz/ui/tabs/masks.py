@@ -7,10 +7,12 @@ import gradio as gr
 from ... import figures
 from ...analysis import compare_group_masks
 from ...service import Session, get_limits, jobs
+from ...cancel import CancelToken
 from .. import fields, texts, views
-from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable, wire_cancel
 
-__all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_render", "on_ablation"]
+__all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_render", "check_ablation",
+           "on_ablation"]
 
 TITLE, ID = "4. Masks: per-row vs per-layer", "masks"
 REFRESH_ON = ("session", "scores")
@@ -26,6 +28,8 @@ def build(limits) -> dict:
     with gr.Row():
         c["sparsity"] = fields.Slider(0.1, 0.9, value=0.5, step=0.1, label="Ablation sparsity")
         c["ablate"] = gr.Button("Run the comparison-group ablation")
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
+    c["status"] = gr.Markdown()
     c["ablation_fig"] = gr.Plot(label="Perplexity per comparison group")
     c["ablation"] = gr.Dataframe(label="Perplexity cost", interactive=False)
     return c
@@ -33,9 +37,11 @@ def build(limits) -> dict:
 
 def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
-    listen(c["ablate"].click, on_ablation, [ctx.session],
-           {"session": ctx.session, **pick(c, "ablation_fig", "ablation")}, api_name="ablation",
-           inputs_kwargs={"sparsity": c["sparsity"]}, **LONG)
+    event = listen(c["ablate"].click, on_ablation, [ctx.session],
+                   {"session": ctx.session, **pick(c, "ablation_fig", "ablation")},
+                   api_name="ablation", inputs_kwargs={"sparsity": c["sparsity"]},
+                   check=check_ablation, long_job="ablation", **LONG)
+    wire_cancel(c["cancel"], event, "ablation", c["status"])
 
 
 def refresh(ctx: Context, trigger):
@@ -55,16 +61,22 @@ def on_render(session: Session) -> dict:
             "text": views.mask_markdown(report, comparison)}
 
 
-@readable
-def on_ablation(session: Session, progress=gr.Progress(track_tqdm=True), *,
-                sparsity: float) -> dict:
-    """Perplexity of Wanda and magnitude under each comparison group (the paper's ablation)."""
+def check_ablation(session: Session, *, sparsity: float) -> None:
+    """Refuse an /ablation request before the queue: no prune, no evaluation text."""
     need_calibration(session)
     if session.eval_spec is None or session.eval_spec.source is None:
         raise gr.Error("the ablation needs an evaluation text: choose one in tab 1 and prune")
+
+
+@readable
+def on_ablation(session: Session, progress=gr.Progress(track_tqdm=True), *,
+                sparsity: float, cancel: CancelToken | None = None) -> dict:
+    """Perplexity of Wanda and magnitude under each comparison group (the paper's ablation);
+    ``cancel`` stops it between points and inside a point at block boundaries."""
+    check_ablation(session, sparsity=sparsity)
     session.ablation = jobs.ablation_job(session.model, session.calib_ids, session.eval_spec,
                                          float(sparsity), limits=get_limits(),
-                                         calibration=session.calibration)
+                                         calibration=session.calibration, cancel=cancel)
     protocol = views.ablation_protocol(session)
     return {"session": session,
             "ablation_fig": figures.plot_group_ablation(session.ablation, protocol=protocol),

@@ -12,6 +12,7 @@ from ...pruning.registry import GROUPS, METHOD_NAMES, STRUCTURES
 from ...service import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, PRESETS,
                         REAL_MODEL, Limits, Session, default_model_choice, jobs, model_choices)
 from .. import fields, inputs, texts, views
+from ...errors import FieldError
 from ..wiring import GPU, Context, listen, pick, readable
 
 __all__ = ["TITLE", "ID", "SETUP", "build", "wire", "on_prune", "on_preset", "on_render"]
@@ -23,7 +24,7 @@ OUTPUTS = ("summary", "runs", "sparsity_fig")
 
 
 def _data_inputs(c: dict, limits: Limits) -> None:
-    c["calib_source"] = gr.Dropdown(inputs.calibration_choices(),
+    c["calib_source"] = fields.Dropdown(inputs.calibration_choices(),
                                     value=inputs.default_calibration(), label="Calibration text")
     c["calib_text"] = gr.Textbox("", label="Pasted calibration text", lines=3,
                                  placeholder=f"used when the source is '{inputs.PASTE}'")
@@ -38,7 +39,7 @@ def _data_inputs(c: dict, limits: Limits) -> None:
                                         label="seq_len (tokens)")
         c["seed"] = fields.IntNumber(0, precision=0, minimum=0, label="seed")
     with gr.Row():
-        c["eval_source"] = gr.Dropdown(inputs.eval_choices(), value=inputs.default_eval(),
+        c["eval_source"] = fields.Dropdown(inputs.eval_choices(), value=inputs.default_eval(),
                                        label="Perplexity text",
                                        info="wikitext2 = raw test split (reference); "
                                        "bundled-* ship with the app (offline)")
@@ -49,16 +50,16 @@ def _data_inputs(c: dict, limits: Limits) -> None:
 
 
 def _method_inputs(c: dict) -> None:
-    c["method"] = gr.Radio(list(METHOD_NAMES), value="wanda", label="Method")
+    c["method"] = fields.Radio(list(METHOD_NAMES), value="wanda", label="Method")
     c["sparsity"] = fields.Slider(0.0, 0.95, value=0.5, step=0.05, label="Sparsity")
     with gr.Row():
-        c["structure"] = gr.Radio(list(STRUCTURES), value="unstructured", label="Structure",
+        c["structure"] = fields.Radio(list(STRUCTURES), value="unstructured", label="Structure",
                                   info="N:M needs sparsity N/M")
-        c["group"] = gr.Dropdown(["default", *GROUPS], value="default",
+        c["group"] = fields.Dropdown(["default", *GROUPS], value="default",
                                  label="Comparison group",
                                  info="default: per-row for Wanda, per-layer for magnitude")
     c["prune"] = gr.Button("Prune", variant="primary")
-    c["preset"] = gr.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset")
+    c["preset"] = fields.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset")
     c["run_preset"] = gr.Button("Run preset")
 
 
@@ -69,16 +70,17 @@ def build(limits: Limits) -> dict:
     c = {}
     with gr.Row():
         with gr.Column():
-            c["model_choice"] = gr.Dropdown(
+            c["model_choice"] = fields.Dropdown(
                 model_choices(), value=default_model_choice(), allow_custom_value=True,
                 label="Model", info=f"{REAL_MODEL}: SmolLM2-135M-Instruct from its Q4_1 GGUF, "
                 "dequantized (4-bit grid: magnitude scores tie); embedded demo model: instant; "
                 "or a hub id (loaded on request)"
                 + (", a local folder or .gguf file" if limits.allow_local else ""))
             with gr.Row():
-                c["device"] = gr.Radio(["auto", "cpu", "cuda"], value="auto", label="Device")
-                c["dtype"] = gr.Dropdown(["auto", "float32", "bfloat16", "float16"], value="auto",
-                                         label="dtype", info="auto: fp32 on CPU, bf16/fp16 on GPU")
+                c["device"] = fields.Radio(["auto", "cpu", "cuda"], value="auto", label="Device")
+                c["dtype"] = fields.Dropdown(
+                    ["auto", "float32", "bfloat16", "float16"], value="auto", label="dtype",
+                    info="auto: fp32 on CPU, bf16/fp16 on GPU")
             _data_inputs(c, limits)
         with gr.Column():
             _method_inputs(c)
@@ -94,14 +96,34 @@ def wire(ctx: Context) -> None:
     setup = pick(c, *SETUP)
     ctx.events["session"] += [
         listen(c["prune"].click, on_prune, [ctx.session], outputs, api_name="prune", **GPU,
-               inputs_kwargs={**setup, **pick(c, "method", "sparsity", "structure", "group")}),
+               inputs_kwargs={**setup, **pick(c, "method", "sparsity", "structure", "group")},
+               check=check_prune),
         listen(c["run_preset"].click, on_preset, [ctx.session], outputs, api_name="preset",
-               **GPU, inputs_kwargs={**setup, "preset": c["preset"]}),
+               **GPU, inputs_kwargs={**setup, "preset": c["preset"]}, check=check_preset),
     ]
 
 
-def _run(session: Session, configs, setup: dict) -> dict:
-    spec, calib, evaluation, limits = inputs.build_specs(**setup)
+def check_prune(session: Session, *, method: str, sparsity: float, structure: str, group: str,
+                **setup) -> tuple[list[PruneConfig], tuple]:
+    """(configs, specs) of a /prune request, or the error of its first bad value (also run by
+    the event's validator, before the queue)."""
+    try:
+        config = PruneConfig(method=method, sparsity=float(sparsity), structure=structure,
+                             group=None if group in (None, "", "default") else group)
+    except ValueError as err:  # e.g. N:M with another sparsity than N/M
+        raise FieldError("sparsity", str(err)) from err
+    return [config], inputs.build_specs(**setup)
+
+
+def check_preset(session: Session, *, preset: str, **setup) -> tuple[list[PruneConfig], tuple]:
+    """(configs, specs) of a /preset request, or the error of its first bad value."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return list(PRESETS[preset]), inputs.build_specs(**setup)
+
+
+def _run(session: Session, configs, specs: tuple) -> dict:
+    spec, calib, evaluation, limits = specs
     same_windows = (session.model, session.calib_spec) == (spec, calib)
     same_dense = same_windows and session.eval_spec == evaluation and session.eval_protocol
     new = jobs.prune_job(spec, calib, tuple(configs), evaluation, limits=limits,
@@ -112,32 +134,19 @@ def _run(session: Session, configs, setup: dict) -> dict:
 
 
 @readable
-def on_prune(session: Session, progress=gr.Progress(track_tqdm=True), *,
-             model_choice: str, device: str, dtype: str, calib_source: str,
-             calib_text: str, calib_file, n_samples: int, seq_len: int, seed: int,
-             eval_source: str, eval_windows: int, method: str, sparsity: float,
-             structure: str, group: str) -> dict:
-    """Prune once; the run joins the session's runs (same setup) or replaces them."""
-    setup = dict(model_choice=model_choice, device=device, dtype=dtype, calib_source=calib_source,
-                 calib_text=calib_text, calib_file=calib_file, n_samples=n_samples,
-                 seq_len=seq_len, seed=seed, eval_source=eval_source, eval_windows=eval_windows)
-    config = PruneConfig(method=method, sparsity=float(sparsity), structure=structure,
-                         group=None if group in (None, "", "default") else group)
-    return _run(session, [config], setup)
+def on_prune(session: Session, progress=gr.Progress(track_tqdm=True), **values) -> dict:
+    """Prune once; the run joins the session's runs (same setup) or replaces them.
+
+    ``values``: the setup (``SETUP``) and method, sparsity, structure, group."""
+    return _run(session, *check_prune(session, **values))
 
 
 @readable
-def on_preset(session: Session, progress=gr.Progress(track_tqdm=True), *,
-              preset: str, model_choice: str, device: str, dtype: str,
-              calib_source: str, calib_text: str, calib_file, n_samples: int, seq_len: int,
-              seed: int, eval_source: str, eval_windows: int) -> dict:
-    """Run one of PRESETS (several methods on the same calibration windows) in one click."""
-    if preset not in PRESETS:
-        raise gr.Error(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    setup = dict(model_choice=model_choice, device=device, dtype=dtype, calib_source=calib_source,
-                 calib_text=calib_text, calib_file=calib_file, n_samples=n_samples,
-                 seq_len=seq_len, seed=seed, eval_source=eval_source, eval_windows=eval_windows)
-    return _run(session, PRESETS[preset], setup)
+def on_preset(session: Session, progress=gr.Progress(track_tqdm=True), **values) -> dict:
+    """Run one of PRESETS (several methods on the same calibration windows) in one click.
+
+    ``values``: the setup (``SETUP``) and preset."""
+    return _run(session, *check_preset(session, **values))
 
 
 def on_render(session: Session) -> dict:

@@ -7,9 +7,11 @@ import gradio as gr
 from ... import figures
 from ...service import Session, get_limits, jobs
 from .. import fields, texts, views
+from ...errors import FieldError
 from ..wiring import GPU, QUIET, Context, listen, need_calibration, pick, readable
 
-__all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_scores", "on_render", "on_layers"]
+__all__ = ["TITLE", "ID", "build", "wire", "refresh", "check_scores", "on_scores", "on_render",
+           "on_layers"]
 
 TITLE, ID = "3. Scores", "scores"
 REFRESH_ON = ("session",)
@@ -20,7 +22,7 @@ def build(limits) -> dict:
     gr.Markdown(texts.SCORES_TAB)
     c = {}
     with gr.Row():
-        c["layer"] = gr.Dropdown([], label="Layer", scale=3, allow_custom_value=True)
+        c["layer"] = fields.Dropdown([], label="Layer", scale=3, allow_custom_value=True)
         c["sparsity"] = fields.Slider(0.05, 0.95, value=0.5, step=0.05, label="Sparsity", scale=2)
         c["analyse"] = gr.Button("Analyse layer", variant="primary", scale=1)
     c["histograms"] = gr.Plot(label="Score distributions with thresholds")
@@ -38,7 +40,7 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     ctx.events["scores"].append(
         listen(c["analyse"].click, on_scores, [ctx.session], _outputs(ctx), api_name="scores",
-               **GPU, inputs_kwargs=pick(c, "layer", "sparsity")))
+               **GPU, inputs_kwargs=pick(c, "layer", "sparsity"), check=check_scores))
 
 
 def refresh(ctx: Context, trigger):
@@ -46,7 +48,7 @@ def refresh(ctx: Context, trigger):
     c = ctx.tabs[ID]
     event = listen(trigger, on_layers, [ctx.session], pick(c, "layer"), **QUIET)
     return listen(event.then, on_scores, [ctx.session], _outputs(ctx), api_visibility="private",
-                  **GPU, inputs_kwargs=pick(c, "layer", "sparsity"))
+                  **GPU, inputs_kwargs=pick(c, "layer", "sparsity"), check=check_scores)
 
 
 def on_layers(session: Session) -> dict:
@@ -55,13 +57,18 @@ def on_layers(session: Session) -> dict:
     return {"layer": gr.Dropdown(choices=layers, value=layers[0] if layers else None)}
 
 
+def check_scores(session: Session, *, layer: str, sparsity: float) -> None:
+    """Refuse a /scores request before the queue: no prune yet, no layer."""
+    need_calibration(session)
+    if not layer:
+        raise FieldError("layer", "choose a layer")
+
+
 @readable
 def on_scores(session: Session, progress=gr.Progress(track_tqdm=True), *,
               layer: str, sparsity: float) -> dict:
     """Magnitude / Wanda / SparseGPT scores of one layer of the dense model."""
-    need_calibration(session)
-    if not layer:
-        raise gr.Error("choose a layer")
+    check_scores(session, layer=layer, sparsity=sparsity)
     session.scores = jobs.scores_job(session.model, session.calib_ids, layer, float(sparsity),
                                      calibration=session.calibration, limits=get_limits())
     return {"session": session, **on_render(session)}

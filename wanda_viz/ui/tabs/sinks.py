@@ -15,13 +15,14 @@ from ...analysis.export import export_table
 from ...analysis.sinks_run import SinksSpec, SinksResult, export_sinks
 from ...analysis.sinks_view import PAPER_TEXT
 from ...analysis.sliding_window import SlidingWindowConfig
+from ...cancel import CancelToken
 from ...figures import sinks as sink_figures
 from ...figures.sinks_text import (attention_takeaway, bias_takeaway, intervention_takeaway,
                                    pruning_takeaway, window_takeaway)
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from .. import texts
-from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable, wire_cancel
 
 __all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "on_sinks", "on_render",
            "on_refresh", "on_preset"]
@@ -53,7 +54,11 @@ def build(limits) -> dict:
         c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity (step 6)")
         c["view_text"] = gr.Textbox(value=PAPER_TEXT, label="Text of the token x "
                                     "channel view", scale=3)
-    c["run"] = gr.Button("Measure where the huge activations go", variant="primary")
+    with gr.Row():
+        c["run"] = gr.Button("Measure where the huge activations go", variant="primary",
+                             scale=3)
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
+    c["status"] = gr.Markdown()
     c["summary"] = gr.Markdown(PLACEHOLDER)
     c["attention"] = gr.Plot(label="1. Attention on the first token")
     c["bias"] = gr.Plot(label="2. The implicit bias")
@@ -75,10 +80,12 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["preset"].change, on_preset, [c["preset"]],
            pick(c, "windows", "sink_tokens", "seeds", "run_interventions"), **QUIET)
-    listen(c["run"].click, on_sinks, [ctx.session], {"session": ctx.session, **pick(c, *OUTPUTS)},
-           api_name="sinks", inputs_kwargs=pick(c, "windows", "sink_tokens", "seeds",
-                                                "run_interventions", "sparsity", "view_text"),
-           **LONG)
+    event = listen(c["run"].click, on_sinks, [ctx.session],
+                   {"session": ctx.session, **pick(c, *OUTPUTS)}, api_name="sinks",
+                   inputs_kwargs=pick(c, "windows", "sink_tokens", "seeds", "run_interventions",
+                                      "sparsity", "view_text"),
+                   long_job="sinks", **LONG)
+    wire_cancel(c["cancel"], event, "sinks", c["status"])
 
 
 def refresh(ctx: Context, trigger):
@@ -110,15 +117,16 @@ def _spec(session: Session, *, windows, sink_tokens, seeds, run_interventions, s
 @readable
 def on_sinks(session: Session, progress=gr.Progress(track_tqdm=True), *, windows: list[int],
              sink_tokens: int, seeds: int, run_interventions: bool, sparsity: float,
-             view_text: str) -> dict:
-    """Every sinks measure on the dense model of the session's last prune."""
+             view_text: str, cancel: CancelToken | None = None) -> dict:
+    """Every sinks measure on the dense model of the session's last prune; ``cancel`` stops it
+    between points and inside a point at block boundaries."""
     need_calibration(session)
     spec = _spec(session, windows=windows, sink_tokens=sink_tokens, seeds=seeds,
                      run_interventions=run_interventions, sparsity=sparsity,
                  view_text=view_text)
     session.sinks = jobs.sinks_job(session.model, session.calib_ids, session.eval_spec,
                                    calibration=session.calibration, limits=get_limits(),
-                                   sinks=spec, report=session.report)
+                                   sinks=spec, report=session.report, cancel=cancel)
     return {"session": session, **on_render(session), "files": _files(session.sinks, spec)}
 
 

@@ -14,11 +14,13 @@ from ...analysis import ChannelSpec, WhySpec
 from ...analysis.why_run import WhyResult, export_why
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
-from .. import texts
-from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
+from ...cancel import CancelToken
+from .. import fields, texts
+from ...errors import FieldError
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable, wire_cancel
 
-__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "on_why", "on_render",
-           "on_refresh", "on_layer", "on_preset"]
+__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "check_why", "on_why",
+           "on_render", "on_refresh", "on_layer", "on_preset"]
 
 TITLE, ID = "7. Why it works", "why"
 REFRESH_ON = ("session",)
@@ -39,10 +41,15 @@ def build(limits) -> dict:
     c = {}
     with gr.Row():
         c["preset"] = gr.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset", scale=3)
-        c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity of both masks")
-        c["ks"] = gr.CheckboxGroup(KS, value=[1, 2, 4, 8], label="k: input channels cut per layer")
-        c["seeds"] = gr.Slider(1, 5, value=3, step=1, label="random seeds")
-    c["run"] = gr.Button("Run the three steps", variant="primary")
+        c["sparsity"] = fields.Slider(0.1, 0.9, value=0.5, step=0.05,
+                                      label="Sparsity of both masks")
+        c["ks"] = fields.CheckboxGroup(KS, value=[1, 2, 4, 8],
+                                       label="k: input channels cut per layer")
+        c["seeds"] = fields.IntSlider(1, 5, value=3, step=1, label="random seeds")
+    with gr.Row():
+        c["run"] = gr.Button("Run the three steps", variant="primary", scale=3)
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
+    c["status"] = gr.Markdown()
     gr.Markdown("### 1. Where Wanda and magnitude disagree")
     c["summary"] = gr.Markdown(PLACEHOLDER)
     c["layer"] = gr.Dropdown([ALL_LAYERS], value=ALL_LAYERS, label="Layer",
@@ -66,8 +73,11 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["preset"].change, on_preset, [c["preset"]], pick(c, "sparsity", "ks", "seeds"),
            **QUIET)
-    listen(c["run"].click, on_why, [ctx.session], {"session": ctx.session, **pick(c, *OUTPUTS)},
-           api_name="why", inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), **LONG)
+    event = listen(c["run"].click, on_why, [ctx.session],
+                   {"session": ctx.session, **pick(c, *OUTPUTS)}, api_name="why",
+                   inputs_kwargs=pick(c, "sparsity", "ks", "seeds"), check=check_why,
+                   long_job="why", **LONG)
+    wire_cancel(c["cancel"], event, "why", c["status"])
     listen(c["layer"].change, on_layer, [ctx.session, c["layer"]], pick(c, "scatter"), **QUIET)
 
 
@@ -107,19 +117,26 @@ def _files(result: WhyResult) -> list[str]:
                                        out_json=folder / "why.json")]
 
 
-@readable
-def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity: float,
-           ks: list[int], seeds: int) -> dict:
-    """All three steps on the dense model of the session's last prune."""
+def check_why(session: Session, *, sparsity: float, ks: list[int], seeds: int) -> None:
+    """Refuse a /why request before the queue: no prune, no evaluation text, no k."""
     need_calibration(session)
     if session.eval_spec is None or session.eval_spec.source is None:
         raise gr.Error("steps 2 and 3 need an evaluation text: choose one in tab 1 and prune")
     if not ks:
-        raise gr.Error("choose at least one k")
+        raise FieldError("ks", "choose at least one k")
+
+
+@readable
+def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity: float,
+           ks: list[int], seeds: int, cancel: CancelToken | None = None) -> dict:
+    """All three steps on the dense model of the session's last prune; ``cancel`` stops it
+    between points and inside a point at block boundaries."""
+    check_why(session, sparsity=sparsity, ks=ks, seeds=seeds)
     why = WhySpec(sparsity=float(sparsity), channels=ChannelSpec(
         tuple(int(k) for k in ks), tuple(range(int(seeds)))))
     session.why = jobs.why_job(session.model, session.calib_ids, session.eval_spec,
-                               calibration=session.calibration, limits=get_limits(), why=why)
+                               calibration=session.calibration, limits=get_limits(), why=why,
+                               cancel=cancel)
     return {"session": session, **on_render(session), "files": _files(session.why)}
 
 
