@@ -15,6 +15,7 @@ def setup():
 
 
 def test_figures(setup):
+    from wanda_viz.figures import figure_protocol
     from wanda_viz.figures.why import (OUTLIER_COLOR, plot_activation_intervention,
                                        plot_channel_intervention, plot_disagreement_by_layer,
                                        plot_disagreement_vs_norm)
@@ -26,11 +27,11 @@ def test_figures(setup):
     layer = "model.layers.0.mlp.up_proj"
     one = plot_disagreement_vs_norm(result.disagreement, layer)
     assert len(one.data[0].x) == 32 and layer in one.layout.title.text
-    assert "per output row" in one.layout.title.subtitle.text
+    assert "per output row" in figure_protocol(one)
     thin = plot_disagreement_vs_norm(result.disagreement, max_points=100)
     top = int(result.disagreement.channels["top_channel"].sum())
     assert top <= len(thin.data[0].x) <= 100 + top
-    assert "Shown:" in thin.layout.title.subtitle.text
+    assert "Shown:" in thin.layout.title.subtitle.text and "Shown:" in figure_protocol(thin)
     with pytest.raises(ValueError, match="not in the report"):
         plot_disagreement_vs_norm(result.disagreement, "nope")
     by_layer = plot_disagreement_by_layer(result.disagreement)
@@ -40,7 +41,7 @@ def test_figures(setup):
     assert names[-1].startswith("dense") and any("seeds" in n for n in names)
     outlier = next(t for t in cut.data if t.line.color == OUTLIER_COLOR)
     assert list(outlier.x) == [1, 2]
-    assert cut.layout.yaxis.type == "log" and "perplexity:" in cut.layout.title.subtitle.text
+    assert cut.layout.yaxis.type == "log" and "perplexity:" in figure_protocol(cut)
     bars = plot_activation_intervention(result.activations)
     assert list(bars.data[0].y) == result.activations.table["perplexity"].tolist()
 
