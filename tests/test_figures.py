@@ -16,8 +16,9 @@ from wanda_viz.analysis import (GenerationComparison, analyze_layer_scores,
 from wanda_viz.evaluate import GenerationResult
 from wanda_viz.figures import (METHOD_COLORS, figure_protocol, plot_generation_probs,
                                plot_group_ablation, plot_input_norms, plot_layer_magnitudes,
-                               plot_layer_sparsity, plot_mask_categories, plot_residual_heatmap, plot_row_sparsity,
-                               plot_score_histograms, plot_sweep, write_sweep_report)
+                               plot_layer_sparsity, plot_mask_categories, plot_residual_heatmap,
+                               plot_row_sparsity, plot_score_histograms, plot_sweep,
+                               write_sweep_report)
 
 LAYER = "model.layers.1.mlp.down_proj"
 

@@ -70,7 +70,7 @@ def plot_sweep(table: pd.DataFrame, *, log_y: bool = True) -> go.Figure:
                                  name=f"dense ({plain_number(round(value, 1))})",
                                  mode="lines+markers", marker={"size": [8, 0]},
                                  line={"color": METHOD_COLORS["dense"], "dash": "dash"},
-                                 hovertemplate=f"dense: perplexity {plain_number(round(value, 2))}<extra></extra>"))
+                                 hovertemplate=f"dense: perplexity {value:,.2f}<extra></extra>"))
     fig.update_xaxes(tickformat=".0%")
     return finish_figure(fig, title="Perplexity vs sparsity", x_title="sparsity (share of "
                          "weights removed per layer)", y_title="perplexity (log scale)"

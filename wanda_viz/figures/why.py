@@ -112,7 +112,7 @@ def _dense_trace(value: float, xs: list) -> go.Scatter:
     return go.Scatter(x=[min(xs), max(xs)], y=[value, value], mode="lines",
                       name=f"dense ({plain_number(round(value, 1))})",
                       line={"color": METHOD_COLORS["dense"], "dash": "dash"},
-                      hovertemplate=f"dense: perplexity {plain_number(round(value, 2))}<extra></extra>")
+                      hovertemplate=f"dense: perplexity {value:,.2f}<extra></extra>")
 
 
 def plot_channel_intervention(result: ChannelIntervention) -> go.Figure:
