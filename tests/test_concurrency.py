@@ -121,6 +121,7 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
                        sparsities=[0.5, 0.6], structures=["unstructured"])
     assert type(err.value).__name__ == "Error"  # gr.Error: shown to the user, app keeps serving
     assert "has 6 pruned points" in str(err.value)
+    assert "This fits: magnitude, wanda and sparsegpt at 50% (3 points)" in str(err.value)  # a subset within the cap
     assert MODELS.loaded() == []  # refused before the model was even loaded
 
 
@@ -128,9 +129,9 @@ def test_long_jobs_have_their_own_queue_and_show_progress(app_env):
     from wanda_viz.ui import build_demo
     demo = build_demo()
     events = {fn.api_name: fn for fn in demo.fns.values()
-              if fn.api_name in ("sweep", "ablation", "prune", "preset", "outliers", "scores",
-                                 "generate")}
-    assert len(events) == 7
+              if fn.api_name in ("sweep", "ablation", "compare", "prune", "preset", "outliers",
+                                 "scores", "generate")}
+    assert len(events) == 8
     for name, fn in events.items():
         group = "long" if name in ("sweep", "ablation") else "gpu"
         assert (fn.concurrency_id, fn.concurrency_limit) == (group, 1), name

@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from wanda_viz.analysis import readable_number
+
 from test_ui_handlers import PRUNE, SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
 
 
@@ -36,7 +38,16 @@ def test_three_steps_after_a_prune(app_env):
     assert named["layer"].choices[0][0] == why.ALL_LAYERS
     for name in ("scatter", "by_layer", "weights_fig"):
         assert isinstance(named[name], go.Figure)
-    assert list(named["weights"]["kind"]) == ["dense"] + ["outlier"] * 3 + ["random"] * 3
+    assert list(named["weights"]["channels cut"]) == ["dense"] + ["outlier"] * 3 + ["random"] * 3
+    table = result.weights.table
+    dense = float(table.loc[table["kind"] == "dense", "perplexity"].iloc[0])
+    cut = float(table.loc[(table["kind"] == "outlier") & (table["k"] == 1), "perplexity"].iloc[0])
+    assert named["weights_takeaway"].startswith(  # the sentence carries the result's numbers
+        "Zeroing the weights that read the **1** largest-norm input channel of every layer")
+    assert f"from {readable_number(dense)} to **{readable_number(cut)}**" in \
+        named["weights_takeaway"]
+    assert "no massive activations" in named["activations_takeaway"]
+    assert "Estimate: about" in why.on_estimate(session, ks=[1, 2], seeds=1)["estimate"]
     assert "perplexity:" in named["weights_protocol"]
     # a random tiny model has no massive activations: step 3 says so instead of a figure
     assert named["activations_fig"] is None and "no massive activations" in \

@@ -8,9 +8,12 @@
 * why, why_interventions, why_activations, why_run: why Wanda works, shown causally (per-channel
   disagreement with magnitude, outlier-channel and massive-activation interventions)
 * export: tables to CSV / JSON
+* highlights, takeaways, takeaways_mechanism: where a phenomenon is strongest, and one sentence
+  with numbers per result (what each figure shows)
 """
 from .export import export_table, table_to_records
 from .generation import GenerationComparison, Variant, compare_generations, first_divergence
+from .highlights import input_norm_peak, massive_channel_summary, strongest_layer, top_channels
 from .groups import (CATEGORY_LABELS, GroupComparison, compare_group_masks, group_ablation,
                      mask_categories)
 from .outliers import (OUTLIER_MAGNITUDE, ActivationReport, collect_activation_report,
@@ -21,6 +24,10 @@ from .scores import (SCORE_METHODS, ScoreReport, analyze_layer_scores, collect_l
                      score_agreement, score_thresholds, spearman_correlation)
 from .sweep import (CACHE_ENV, SWEEP_COLUMNS, default_cache_dir, file_sha256, model_fingerprint,
                     point_key, run_sweep, sweep_points, tensor_sha256)
+from .takeaways import (RunPerplexity, ablation_takeaway, comparison_takeaway,
+                        generation_takeaway, readable_number, sweep_takeaway)
+from .takeaways_mechanism import (activation_takeaway, agreement_takeaway, channel_cut_takeaway,
+                                  input_norm_takeaway, outlier_takeaway, spearman_words)
 from .why import DisagreementReport, layer_disagreement, model_disagreement
 from .why_activations import ActivationIntervention, activation_intervention
 from .why_interventions import ChannelIntervention, channel_intervention
@@ -42,4 +49,8 @@ __all__ = [
     "DisagreementReport", "layer_disagreement", "model_disagreement", "ActivationIntervention",
     "activation_intervention", "ChannelIntervention", "channel_intervention", "WhyResult",
     "export_why", "run_why",
+    "input_norm_peak", "massive_channel_summary", "strongest_layer", "top_channels",
+    "RunPerplexity", "ablation_takeaway", "comparison_takeaway", "generation_takeaway",
+    "readable_number", "sweep_takeaway", "activation_takeaway", "agreement_takeaway",
+    "channel_cut_takeaway", "input_norm_takeaway", "outlier_takeaway", "spearman_words",
 ]

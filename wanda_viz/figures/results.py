@@ -136,8 +136,10 @@ def plot_generation_probs(comparison: GenerationComparison) -> go.Figure:
     fig.update_yaxes(range=[0, 1.02])
     n_tokens = int(table["index"].max()) + 1 if len(table) else 1
     fig.update_xaxes(tick0=0, dtick=max(1, -(-n_tokens // 20)))  # integer ticks, at most ~20
-    protocol = (f"prompt {comparison.prompt[:60]!r}; {decoding}, seed {settings.get('seed')}, "
-                f"{settings.get('max_new_tokens')} new tokens; x = token differs from dense; "
+    chat = "chat template, " if settings.get("chat") else ""
+    protocol = (f"prompt {comparison.prompt[:60]!r}; {chat}{decoding}, "
+                f"seed {settings.get('seed')}, {settings.get('max_new_tokens')} new tokens; "
+                "x = token differs from dense; "
                 f"first divergence: {divergence or '-'}")
     return finish_figure(
         fig, title="Probability of each generated token", x_title="generated token (index)",

@@ -31,10 +31,10 @@ from ..gguf import REAL_MODEL
 from ..hub import hub_reachable
 from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
 from .fairlock import FairLock
-from .limits import EMBEDDED, Limits, default_model
+from .limits import EMBEDDED, Limits, default_model, real_model_source
 
 __all__ = ["CachedModel", "ModelCache", "MODELS", "resolve_model_source", "check_model_allowed",
-           "describe_model", "new_download_dir", "report_waits"]
+           "describe_model", "model_size", "new_download_dir", "report_waits"]
 
 logger = logging.getLogger(__name__)
 _CALIB_CACHE = 4  # calibration sets kept per cached model (a few MB of token ids each at most)
@@ -88,6 +88,8 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
         raise ValueError("choose a model")
     if choice == EMBEDDED:
         return default_model() or str(DEMO_MODEL_DIR)
+    if choice == REAL_MODEL:  # the wheel's GGUF, else the same model from the hub
+        return real_model_source()
     looks_local = choice.startswith((".", "/", "~")) or Path(choice).expanduser().exists()
     if looks_local:
         if not limits.allow_local:
@@ -217,6 +219,12 @@ def describe_model(model: nn.Module) -> str:
     """'5.2M parameters, cpu, torch.float32'."""
     n_params = sum(p.numel() for p in model.parameters())
     return f"{n_params / 1e6:,.1f}M parameters, {model_device(model)}, {model.dtype}"
+
+
+def model_size(model: nn.Module) -> tuple[int, int]:
+    """(parameters, hidden size): what the time estimates of long jobs scale with."""
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None) or 0
+    return sum(p.numel() for p in model.parameters()), int(hidden)
 
 
 def new_download_dir(max_age_s: float = 3600.0) -> Path:

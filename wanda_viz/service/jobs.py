@@ -21,11 +21,12 @@ from ..analysis import (ActivationReport, GenerationComparison, ScoreReport, ana
                         WhyResult, model_fingerprint, run_sweep, run_why, sweep_points)
 from ..config import CalibConfig, EvalConfig, PruneConfig
 from ..data import get_calibration_ids
-from ..evaluate import evaluate
+from ..evaluate import evaluate, has_chat_template
 from ..models import resolve_seq_len
 from ..pruning import prune_model
-from .cache import MODELS, CachedModel, describe_model
+from .cache import MODELS, CachedModel, describe_model, model_size
 from .limits import Limits
+from .plans import over_cap_message
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["prune_job", "outliers_job", "scores_job", "ablation_job", "sweep_job",
@@ -66,7 +67,9 @@ def prune_job(spec: ModelSpec, calib: CalibConfig, configs: tuple[PruneConfig, .
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         calib_ids, calibration = _calibrate(entry, calib)
         session = Session(model=spec, calib_spec=calib, eval_spec=evaluation,
-                          model_info=describe_model(entry.model), calib_ids=calib_ids,
+                          model_info=describe_model(entry.model),
+                          model_size=model_size(entry.model),
+                          chat_model=has_chat_template(entry.tokenizer), calib_ids=calib_ids,
                           calibration=calibration)
         dense = _evaluate(entry, evaluation, calib_ids.shape[1]) if with_dense else None
         if dense is not None:
@@ -122,14 +125,12 @@ def _model_per_point(spec: ModelSpec, limits: Limits):
 
 
 def check_sweep_size(methods, sparsities, structures, limits: Limits) -> int:
-    """The number of pruned points of a sweep request; ValueError beyond the host's cap."""
-    count = len(sweep_points(methods, sparsities, structures, include_dense=False))
-    if count > limits.max_sweep_points:
-        raise ValueError(f"this sweep has {count} pruned points; this host runs at most "
-                         f"{limits.max_sweep_points} per request (WANDA_VIZ_MAX_SWEEP_POINTS): "
-                         "choose fewer methods, sparsities or structures, or run it in parts "
-                         "(computed points are cached, so a later request extends it)")
-    return count
+    """The number of pruned points of a sweep request; ValueError beyond the host's cap, naming
+    a subset that fits (``plans.fitting_subset``)."""
+    message = over_cap_message(methods, sparsities, structures, limits.max_sweep_points)
+    if message is not None:
+        raise ValueError(message)
+    return len(sweep_points(methods, sparsities, structures, include_dense=False))
 
 
 @_gpu

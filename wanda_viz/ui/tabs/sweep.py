@@ -7,41 +7,70 @@ from __future__ import annotations
 import gradio as gr
 
 from ... import figures
-from ...analysis import export_table
+from ...analysis import export_table, sweep_takeaway
 from ...pruning.registry import METHOD_NAMES, STRUCTURES
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
+from ...service.estimates import session_workload
+from ...service.plans import SWEEP_SPARSITIES, default_sweep, sweep_plan
 from .. import texts, views
-from ..wiring import LONG, Context, listen, need_calibration, pick, readable
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
 
-__all__ = ["TITLE", "ID", "build", "wire", "on_sweep"]
+__all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_sweep", "on_plan"]
 
 TITLE, ID = "5. Perplexity vs sparsity", "sweep"
-SWEEP_SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+REFRESH_ON = ("session",)
+REQUEST = ("methods", "sparsities", "structures")
 
 
 def build(limits) -> dict:
     gr.Markdown(texts.SWEEP_TAB)
+    methods, sparsities = default_sweep(limits.max_sweep_points)
     c = {}
     with gr.Row():
-        c["methods"] = gr.CheckboxGroup(list(METHOD_NAMES), value=list(METHOD_NAMES),
-                                        label="Methods")
-        c["sparsities"] = gr.CheckboxGroup(SWEEP_SPARSITIES, value=[0.5], label="Sparsities")
+        c["methods"] = gr.CheckboxGroup(list(METHOD_NAMES), value=methods, label="Methods")
+        c["sparsities"] = gr.CheckboxGroup(list(SWEEP_SPARSITIES), value=sparsities,
+                                           label="Sparsities")
         c["structures"] = gr.CheckboxGroup(list(STRUCTURES), value=["unstructured"],
                                            label="Structures")
     c["run"] = gr.Button("Run or extend the sweep", variant="primary")
-    c["plot"] = gr.Plot(label="Perplexity vs sparsity")
-    c["table"] = gr.Dataframe(label="Sweep points", interactive=False)
-    c["protocol"] = gr.Markdown(label="Protocol")
-    c["files"] = gr.File(label="Download CSV / JSON / HTML", file_count="multiple")
+    c["plan"] = gr.Markdown(_plan_text(methods, sparsities, ["unstructured"], None))
+    c["takeaway"] = gr.Markdown()
+    c["plot"] = gr.Plot(label="Perplexity vs sparsity", show_label=False)
+    with gr.Accordion("Table, protocol and downloads", open=False):
+        c["table"] = gr.Dataframe(label="Sweep points", interactive=False, wrap=True)
+        c["protocol"] = gr.Markdown(label="Protocol")
+        c["files"] = gr.File(label="Download CSV / JSON / HTML (full precision)",
+                             file_count="multiple")
     return c
 
 
 def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["run"].click, on_sweep, [ctx.session],
-           {"session": ctx.session, **pick(c, "plot", "table", "protocol", "files")},
-           api_name="sweep", inputs_kwargs=pick(c, "methods", "sparsities", "structures"), **LONG)
+           {"session": ctx.session, **pick(c, "plot", "table", "protocol", "files", "takeaway")},
+           api_name="sweep", inputs_kwargs=pick(c, *REQUEST), **LONG)
+    for name in REQUEST:
+        listen(c[name].change, on_plan, [ctx.session], pick(c, "plan"),
+               inputs_kwargs=pick(c, *REQUEST), **QUIET)
+
+
+def refresh(ctx: Context, trigger):
+    """After a prune: the estimate for the new model and windows."""
+    c = ctx.tabs[ID]
+    return listen(trigger, on_plan, [ctx.session], pick(c, "plan"),
+                  inputs_kwargs=pick(c, *REQUEST), **QUIET)
+
+
+def _plan_text(methods, sparsities, structures, session: Session | None) -> str:
+    work = session_workload(session) if session is not None else None
+    return sweep_plan(methods, sparsities, structures, get_limits().max_sweep_points, work)
+
+
+def on_plan(session: Session, *, methods: list[str], sparsities: list[float],
+            structures: list[str]) -> dict:
+    return {"plan": _plan_text(methods or [], [float(s) for s in sparsities or []],
+                               structures or [], session)}
 
 
 @readable
@@ -61,7 +90,7 @@ def on_sweep(session: Session, progress=gr.Progress(track_tqdm=True), *,
                            limits=get_limits())
     session.sweep = table
     return {"session": session, "plot": figures.plot_sweep(table),
-            "table": views.sweep_table(table),
+            "table": views.sweep_table(table), "takeaway": sweep_takeaway(table),
             "protocol": f"**Protocol:** {figures.sweep_caption(table)}",
             "files": _sweep_files(table)}
 
