@@ -62,6 +62,10 @@ def test_why_command(tmp_path, capsys):
     assert "5 perplexity points computed, 0 from cache" in out   # dense, 2 outlier, 2 random
     payload = json.loads((tmp_path / "why.json").read_text())
     assert len(payload["weights"]["rows"]) == 5 and payload["activations"]["rows"] == []
+    provenance = payload["provenance"]  # the file names its model, settings and code
+    assert provenance["model"] == str(folder) and provenance["settings"]["ks"] == [1, 2]
+    assert provenance["settings"]["calibration"]["n_samples"] == 4
+    assert len(provenance["source"]["commit"]) == 40 and "why --model" in provenance["command"]
     assert (tmp_path / "why_channels.csv").is_file()
     assert main(base) == 0
     assert "0 perplexity points computed, 5 from cache" in capsys.readouterr().out

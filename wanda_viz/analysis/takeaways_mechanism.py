@@ -86,16 +86,26 @@ def spearman_words(rho: float) -> str:
     return "rank the weights differently"
 
 
+def _pair_row(agreement: pd.DataFrame, a: str, b: str):
+    rows = agreement[(agreement["method_a"] == a) & (agreement["method_b"] == b)]
+    return rows.iloc[0] if len(rows) else None
+
+
 def agreement_takeaway(report: ScoreReport) -> str:
-    """Magnitude against Wanda (and SparseGPT): rank correlation and overlap in words."""
-    sentences = []
-    for row in report.agreement.itertuples():
-        sentences.append(
-            f"{row.method_a} and {row.method_b} {spearman_words(row.spearman)} (Spearman "
-            f"{row.spearman:.2f}); of the weights {row.method_a} prunes, {row.method_b} prunes "
-            f"{row.share_of_a:.0%} too")
-    head = (f"In {report.layer} at {report.sparsity:.0%} sparsity: " if sentences else "")
-    return head + "; ".join(sentences) + ("." if sentences else "")
+    """Magnitude against Wanda in words: how alike they rank, and the share they decide apart."""
+    agreement = report.agreement
+    row = _pair_row(agreement, "magnitude", "wanda")
+    if row is None:
+        return ""
+    text = (f"In {report.layer} at {report.sparsity:.0%}, magnitude and Wanda "
+            f"{spearman_words(row['spearman'])} (Spearman {row['spearman']:.2f}), yet "
+            f"**{1 - row['share_of_a']:.1%}** of the weights magnitude prunes are kept by Wanda: "
+            "there the input-channel norm outweighs the weight's size (tab 4 maps them).")
+    sparsegpt = _pair_row(agreement, "wanda", "sparsegpt")
+    if sparsegpt is not None:
+        text += (f" SparseGPT and Wanda {spearman_words(sparsegpt['spearman'])} (Spearman "
+                 f"{sparsegpt['spearman']:.2f}).")
+    return text
 
 
 def channel_cut_takeaway(result: ChannelIntervention) -> str:

@@ -123,6 +123,12 @@ def run(args) -> int:
         rows.append(table[table["intervention"] != "dense"])
     cached = sum(int(t["cached"].sum()) for t in rows)
     print(f"\n{sum(len(t) for t in rows) - cached} perplexity points computed, {cached} from cache")
-    for path in export_why(result, out_json=args.out_json, out_csv=args.out_csv):
+    settings = {"calibration": calib_info, "evaluation": eval_label, "seq_len": seq_len,
+                "max_eval_windows": evaluation.max_windows, "sparsity": args.sparsity,
+                "ks": ks, "seeds": seeds, "top_share": args.top_share}
+    provenance = {"model": args.model or "embedded demo model", "settings": settings,
+                  "command": "python -m wanda_viz " + " ".join(getattr(args, "argv", []))}
+    for path in export_why(result, out_json=args.out_json, out_csv=args.out_csv,
+                           provenance=provenance):
         print(f"wrote {path}")
     return 0

@@ -121,12 +121,24 @@ def outlier_tables(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     """(per-layer top-1/2/3 vs median, LLM.int8 outlier features, massive activations)."""
     report = session.report
     features = find_outlier_features(report)
-    features["layers"] = features["layers"].map(", ".join)  # lists do not fit a table cell
+    features["layers"] = features["layers"].map(_block_ranges)  # "12-23": fits a table cell
     features["sites"] = features["sites"].map(", ".join)
     massive = find_massive_activations(report).sort_values("abs", ascending=False)
     return (tables.readable_table(layer_magnitude_table(report), tables.LAYER_MAGNITUDES),
             tables.readable_table(features, tables.FEATURES),
             tables.readable_table(massive, tables.MASSIVE))
+
+
+def _block_ranges(names: list[str]) -> str:
+    """["model.layers.12", ..., "model.layers.23", "model.layers.25"] -> "12-23, 25"."""
+    indices = sorted(int(n.rsplit(".", 1)[-1]) for n in names if n.rsplit(".", 1)[-1].isdigit())
+    ranges, start = [], None
+    for i, index in enumerate(indices):
+        start = index if start is None else start
+        if i + 1 == len(indices) or indices[i + 1] != index + 1:
+            ranges.append(f"{start}" if start == index else f"{start}-{index}")
+            start = None
+    return ", ".join(ranges) if ranges else ", ".join(names)
 
 
 def token_view(session: Session) -> list[tuple[str, str | None]]:
