@@ -89,7 +89,8 @@ def on_render(session: Session) -> dict:
     return {"takeaway": outlier_takeaway(session.report),
             "magnitudes": figures.plot_layer_magnitudes(session.report),
             "heatmap": figures.plot_residual_heatmap(session.report), "layer_table": layers,
-            "features": features, "massive": massive, "tokens": views.token_view(session),
+            "features": features, "tokens": views.token_view(session),
+            "massive": gr.Dataframe(massive, visible=len(massive) > 0),  # none: no empty table
             "protocol": f"**Protocol:** {session.report.protocol()}"}
 
 

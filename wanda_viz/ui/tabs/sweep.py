@@ -1,6 +1,6 @@
 """Tab 5, perplexity vs sparsity: run or extend a cached sweep, plot it, download it.
 
-Named API endpoint: /sweep (outputs: plot, table, protocol, files CSV / JSON / HTML).
+Named API endpoint: /sweep (outputs: takeaway, plot, table, protocol, files CSV / JSON / HTML).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def build(limits) -> dict:
 def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["run"].click, on_sweep, [ctx.session],
-           {"session": ctx.session, **pick(c, "plot", "table", "protocol", "files", "takeaway")},
+           {"session": ctx.session, **pick(c, "takeaway", "plot", "table", "protocol", "files")},
            api_name="sweep", inputs_kwargs=pick(c, *REQUEST), **LONG)
     for name in REQUEST:
         listen(c[name].change, on_plan, [ctx.session], pick(c, "plan"),
