@@ -103,9 +103,10 @@ def ablation_takeaway(table: pd.DataFrame) -> str:
         values = dict(zip(part["group"], part["perplexity"]))
         if "row" in values and "layer" in values:
             change = values["layer"] / values["row"] - 1
+            delta = "the same" if abs(change) < 0.005 else f"{change:+.0%}"
             sentences.append(f"{_NAMES.get(method, method)}: per row "
                              f"{readable_number(values['row'])}, one threshold per layer "
-                             f"{readable_number(values['layer'])} ({change:+.0%})")
+                             f"{readable_number(values['layer'])} ({delta})")
     sparsity = float(pruned["sparsity"].iloc[0])
     return f"At {sparsity:.0%}: " + "; ".join(sentences) + "." if sentences else ""
 

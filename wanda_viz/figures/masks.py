@@ -149,10 +149,12 @@ def plot_group_ablation(table: pd.DataFrame, *, protocol: str = "") -> go.Figure
                              text=[plain_number(round(p, 1)) for p in part["perplexity"]],
                              textposition="outside", cliponaxis=False))
     dense = table[table["method"] == "dense"]
-    if len(dense):
+    if len(dense) and len(pruned):  # a trace, named in the legend: no label over the bars
         value = float(dense["perplexity"].iloc[0])
-        fig.add_hline(y=value, line_dash="dash", line_color=METHOD_COLORS["dense"],
-                      annotation_text=f"dense {plain_number(round(value, 1))}")
+        groups = [f"per-{g}" for g in dict.fromkeys(pruned["group"])]
+        fig.add_trace(go.Scatter(x=groups, y=[value] * len(groups), mode="lines",
+                                 name=f"dense ({plain_number(round(value, 1))})",
+                                 line={"color": METHOD_COLORS["dense"], "dash": "dash"}))
     sparsity = pruned["sparsity"].iloc[0] if len(pruned) else 0.0
     fig.update_layout(barmode="group")
     return finish_figure(fig, title=f"Comparison-group ablation at {sparsity:.0%} sparsity",

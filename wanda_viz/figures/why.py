@@ -26,7 +26,6 @@ def _finish(fig: go.Figure, **kwargs) -> go.Figure:
     """``finish_figure`` plus room for captions longer than two lines (these carry protocols;
     measured in Chromium: without it a five-line caption overlaps the top tick label)."""
     fig = finish_figure(fig, **kwargs)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0})
     extra_lines = wrap_caption(kwargs.get("caption") or "").count("<br>") + 1 - 1
     if extra_lines > 0:
         fig.update_layout(margin_t=fig.layout.margin.t + 12 * extra_lines)

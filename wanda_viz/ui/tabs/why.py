@@ -168,8 +168,8 @@ def on_render(session: Session) -> dict:
         "weights": tables.readable_table(result.weights.table, tables.WHY_WEIGHTS),
         "weights_protocol": f"**Protocol:** {result.weights.protocol()}",
         "activations_takeaway": activation_takeaway(activations, result.activation_note),
-        "activations_fig": figures.plot_activation_intervention(activations)
-        if activations else None,
+        "activations_fig": gr.Plot(figures.plot_activation_intervention(activations)
+                                   if activations else None, visible=activations is not None),
         "activations": tables.readable_table(activations.table, tables.WHY_ACTIVATIONS)
         if activations else None,
         "activations_protocol": f"**Protocol:** {activations.protocol()}" if activations
