@@ -152,8 +152,10 @@ def test_compare_prunes_magnitude_and_wanda_on_the_same_windows_and_says_so(app_
     table = out["runs"].set_index("run")
     assert table.loc["wanda 50%", "x dense"] == pytest.approx(wanda / dense, abs=0.01)
     bars = out["ppl_fig"]
-    assert [t.name for t in bars.data][:2] == ["magnitude 50%", "wanda 50%"]
-    assert bars.data[-1].name.startswith("dense")
+    assert [t.name for t in bars.data] == ["magnitude 50%", "wanda 50%"]
+    assert bars.layout.annotations[-1].text == f"dense {readable_number(dense)}"
+    assert [t.text[0] for t in bars.data] == [f"{readable_number(v)} ({v / dense:.1f}x)"
+                                              for v in (magnitude, wanda)]
     assert "SparseGPT" not in takeaway  # one control away: the checkbox adds it
     out = model.on_compare(session, **SETUP, sparsity=0.5, structure="unstructured",
                            with_sparsegpt=True)

@@ -13,6 +13,7 @@ import re
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..analysis.takeaways import readable_number
 from ..result import PruneResult
 from ._style import METHOD_COLORS, finish_figure, method_pattern, plain_number
 
@@ -23,7 +24,7 @@ _BLOCK = re.compile(r"^(?P<block>.*?\.(?P<index>\d+))\.(?P<kind>.+)$")
 
 
 def _bar_label(perplexity: float, dense: float | None) -> str:
-    value = plain_number(round(perplexity, 1) if perplexity < 1000 else round(perplexity))
+    value = readable_number(perplexity)  # as the takeaway sentence writes it
     return f"{value} ({perplexity / dense:.1f}x)" if dense else value
 
 
@@ -35,7 +36,8 @@ def plot_perplexity_bars(runs: pd.DataFrame, dense: float | None, *,
         runs: columns ``run`` (label), ``method`` and ``perplexity``, in drawing order.
         dense: the dense model's perplexity on the same windows (None: no line).
     Returns:
-        Figure with one bar trace per run and, with ``dense``, a dashed dense trace.
+        Figure with one bar trace per run and, with ``dense``, a dashed line across the plot
+        (a shape) labelled "dense <perplexity>".
     """
     fig = go.Figure()
     for index, row in enumerate(runs.itertuples()):
@@ -46,13 +48,6 @@ def plot_perplexity_bars(runs: pd.DataFrame, dense: float | None, *,
                              hovertemplate=f"{row.run}: perplexity %{{y:,.4r}}<extra></extra>"))
     values = [*runs["perplexity"], *([dense] if dense else [])]
     log_y = len(values) > 1 and max(values) / max(min(values), 1e-30) > _LOG_FROM
-    if dense:
-        labels = list(runs["run"])
-        fig.add_trace(go.Scatter(x=labels, y=[dense] * len(labels), mode="lines",
-                                 name=f"dense ({plain_number(round(dense, 1))})",
-                                 line={"color": METHOD_COLORS["dense"], "dash": "dash",
-                                       "width": 2},
-                                 hovertemplate=f"dense: perplexity {dense:,.2f}<extra></extra>"))
     top = max(values) if values else 1.0
     fig = finish_figure(
         fig, title="Perplexity after pruning (lower is better)", x_title=None,
@@ -62,6 +57,14 @@ def plot_perplexity_bars(runs: pd.DataFrame, dense: float | None, *,
     fig.update_yaxes(range=[math.log10(min(values) / 2), math.log10(top * 3)] if log_y
                      else [0, top * 1.2])
     fig.update_layout(showlegend=False, bargap=0.45)
+    if dense:
+        fig.add_shape(type="line", xref="paper", x0=0, x1=1, y0=dense, y1=dense,
+                      line={"color": METHOD_COLORS["dense"], "dash": "dash", "width": 2})
+        # annotations on a log axis take log10 coordinates
+        fig.add_annotation(xref="paper", x=0.0, xanchor="left", yanchor="bottom",
+                           y=math.log10(dense) if log_y else dense, showarrow=False,
+                           text=f"dense {readable_number(dense)}",
+                           font={"color": METHOD_COLORS["dense"]})
     return fig
 
 
