@@ -100,7 +100,7 @@ def plot_residual_heatmap(report: ActivationReport, *, max_channels: int = 4096)
         caption="Colour: the largest |h| over all tokens (log scale). Outlier channels are "
                 "vertical stripes.",
         protocol=report.protocol())
-    fig.update_layout(margin_t=fig.layout.margin.t + 25)  # room for the channel labels
+    fig.update_layout(margin_t=fig.layout.margin.t + 45)  # room for the channel labels
     return fig
 
 

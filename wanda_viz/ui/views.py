@@ -86,7 +86,7 @@ def runs_table(session: Session) -> pd.DataFrame:
         timings = run.result.timings
         rows.append({
             "run": label, "perplexity": run.perplexity,
-            "x_dense": run.perplexity / dense if run.perplexity and dense else None,
+            "x_dense": round(run.perplexity / dense, 1) if run.perplexity and dense else None,
             "achieved": run.result.overall_sparsity,
             "comparison group": run.result.config.comparison_group,
             "prune_s": timings.get("prune_s", 0.0),
