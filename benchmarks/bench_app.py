@@ -124,10 +124,13 @@ def bench_client(url: str, args, pid: int | None = None) -> dict:
 def bench_library(args, model_dir: Path) -> dict:
     """The library calls behind the handlers, timed in this process (fallback path).
 
-    Unset sizes take the app's CPU defaults (32 windows x 256 tokens, 8 evaluation windows).
+    Unset sizes take the app's defaults (``service.limits``: 16 windows x 128 tokens, 8 evaluation
+    windows).
     """
-    args.n_samples, args.seq_len = args.n_samples or 32, args.seq_len or 256
-    args.eval_windows = args.eval_windows or 8
+    from wanda_viz.service.limits import DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN
+    args.n_samples = args.n_samples or DEFAULT_SAMPLES
+    args.seq_len = args.seq_len or DEFAULT_SEQ_LEN
+    args.eval_windows = args.eval_windows or DEFAULT_EVAL_WINDOWS
     from wanda_viz import (PruneConfig, WeightBackup, generate_text, get_calibration_ids,
                            get_eval_ids, load_model, perplexity, prune_model)
     timings = {}
