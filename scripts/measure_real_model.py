@@ -28,13 +28,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from wanda_viz import WeightBackup, get_calibration_ids, get_eval_ids, load_model  # noqa: E402
+from wanda_viz import (WeightBackup, __version__, get_calibration_ids, get_eval_ids,  # noqa: E402
+                       load_model)
 from wanda_viz.analysis import (collect_activation_report, find_massive_activations,  # noqa: E402
                                 find_outlier_features, layer_magnitude_table)
 from wanda_viz.config import PruneConfig  # noqa: E402
 from wanda_viz.data import default_calibration_source, default_eval_source  # noqa: E402
 from wanda_viz.evaluate import count_eval_windows, perplexity, perplexity_protocol  # noqa: E402
 from wanda_viz.gguf import MODEL_CACHE_ENV, REAL_MODEL  # noqa: E402
+from wanda_viz.provenance import source_commit  # noqa: E402
 from wanda_viz.pruning import prune_model  # noqa: E402
 
 CONFIGS = (  # (label, config): 50% unstructured and 2:4; comparison groups as in the ablation
@@ -225,7 +227,10 @@ def main(argv=None) -> int:
     record = {"model": args.model, "note": args.note, "torch": torch.__version__,
               "threads": args.threads, "cpu_count": os.cpu_count(),
               "platform": platform.platform(), "load_average_start": os.getloadavg(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "source": source_commit(), "wanda_viz": __version__,
+              "command": "python scripts/measure_real_model.py " + " ".join(
+                  sys.argv[1:] if argv is None else argv)}
     record["load"], (model, tokenizer) = measure_loads(args.model)
     print("load", record["load"], flush=True)
     record["first_prune"], state = first_prune(model, tokenizer, args, calib_source, eval_source)
