@@ -90,9 +90,10 @@ def test_group_ablation_figure():
                           "sparsity": [0.0, 0.5, 0.5, 0.5, 0.5],
                           "perplexity": [10.0, 12.0, 14.0, 30.0, 25.0]})
     fig = plot_group_ablation(table, protocol="wikitext2 test, seq_len 16")
-    assert len(fig.data) == 3 and list(fig.data[0].x) == ["per-row", "per-layer"]
+    assert len(fig.data) == 2 and list(fig.data[0].x) == ["per-row", "per-layer"]
     assert fig.data[1].marker.color == METHOD_COLORS["magnitude"]
-    assert fig.data[2].name == "dense (10)" and fig.data[2].line.dash == "dash"
+    assert fig.layout.shapes[0].line.dash == "dash" and fig.layout.annotations[-1].text == \
+        "dense 10.0"
     assert "perplexity" in fig.layout.yaxis.title.text and "seq_len 16" in _caption(fig)
 
 

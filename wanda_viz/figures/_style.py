@@ -20,7 +20,8 @@ import plotly.graph_objects as go
 
 __all__ = ["METHOD_STYLES", "METHOD_COLORS", "CATEGORY_COLORS", "STRUCTURE_SYMBOLS",
            "method_style", "method_color", "method_line", "method_marker", "method_pattern",
-           "plain_number", "log_ticks", "apply_log_axis", "finish_figure", "wrap_caption",
+           "plain_number", "log_ticks", "apply_log_axis", "add_dense_line", "finish_figure",
+           "wrap_caption",
            "figure_protocol"]
 
 # One look per method in every figure: colour, line dash, marker symbol, bar pattern.
@@ -143,6 +144,19 @@ def apply_log_axis(fig: go.Figure, axis: str = "y", values: Iterable[float] | No
     update(type="log", tickmode="array", tickvals=ticks,
            ticktext=[plain_number(t) for t in ticks], minor={"showgrid": False}, row=row, col=col)
     return fig
+
+
+def add_dense_line(fig: go.Figure, value: float, label: str, *, log_y: bool = False) -> None:
+    """A dashed line across the whole plot at the dense model's value, labelled at the left.
+
+    A shape, not a trace: it spans the plot whatever the x axis holds (bar categories too).
+    Annotations on a log axis take log10 coordinates; shapes take data values.
+    """
+    fig.add_shape(type="line", xref="paper", x0=0, x1=1, y0=value, y1=value,
+                  line={"color": METHOD_STYLES["dense"]["color"], "dash": "dash", "width": 2})
+    fig.add_annotation(xref="paper", x=0.0, xanchor="left", yanchor="bottom", showarrow=False,
+                       y=math.log10(value) if log_y else value, text=label,
+                       font={"color": METHOD_STYLES["dense"]["color"]})
 
 
 # -- titles and captions ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from ..analysis.takeaways import readable_number
 from ..result import PruneResult
-from ._style import METHOD_COLORS, finish_figure, method_pattern, plain_number
+from ._style import add_dense_line, finish_figure, method_pattern
 
 __all__ = ["plot_perplexity_bars", "plot_sparsity_grid", "split_layer_name"]
 
@@ -58,13 +58,7 @@ def plot_perplexity_bars(runs: pd.DataFrame, dense: float | None, *,
                      else [0, top * 1.2])
     fig.update_layout(showlegend=False, bargap=0.45)
     if dense:
-        fig.add_shape(type="line", xref="paper", x0=0, x1=1, y0=dense, y1=dense,
-                      line={"color": METHOD_COLORS["dense"], "dash": "dash", "width": 2})
-        # annotations on a log axis take log10 coordinates
-        fig.add_annotation(xref="paper", x=0.0, xanchor="left", yanchor="bottom",
-                           y=math.log10(dense) if log_y else dense, showarrow=False,
-                           text=f"dense {readable_number(dense)}",
-                           font={"color": METHOD_COLORS["dense"]})
+        add_dense_line(fig, dense, f"dense {readable_number(dense)}", log_y=log_y)
     return fig
 
 

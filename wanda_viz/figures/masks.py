@@ -12,8 +12,9 @@ from plotly.subplots import make_subplots
 
 from ..analysis.groups import CATEGORY_LABELS, GroupComparison
 from ..analysis.scores import ScoreReport
-from ._style import (CATEGORY_COLORS, METHOD_COLORS, apply_log_axis, finish_figure, method_line,
-                     method_pattern, plain_number)
+from ..analysis.takeaways import readable_number
+from ._style import (CATEGORY_COLORS, METHOD_COLORS, add_dense_line, apply_log_axis,
+                     finish_figure, method_line, method_pattern)
 
 __all__ = ["plot_score_histograms", "plot_row_sparsity", "plot_mask_categories",
            "plot_group_ablation"]
@@ -146,15 +147,12 @@ def plot_group_ablation(table: pd.DataFrame, *, protocol: str = "") -> go.Figure
     for method, part in pruned.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=[f"per-{g}" for g in part["group"]], y=part["perplexity"],
                              name=method, marker=method_pattern(method),
-                             text=[plain_number(round(p, 1)) for p in part["perplexity"]],
+                             text=[readable_number(p) for p in part["perplexity"]],
                              textposition="outside", cliponaxis=False))
     dense = table[table["method"] == "dense"]
-    if len(dense) and len(pruned):  # a trace, named in the legend: no label over the bars
+    if len(dense):
         value = float(dense["perplexity"].iloc[0])
-        groups = [f"per-{g}" for g in dict.fromkeys(pruned["group"])]
-        fig.add_trace(go.Scatter(x=groups, y=[value] * len(groups), mode="lines",
-                                 name=f"dense ({plain_number(round(value, 1))})",
-                                 line={"color": METHOD_COLORS["dense"], "dash": "dash"}))
+        add_dense_line(fig, value, f"dense {readable_number(value)}")
     sparsity = pruned["sparsity"].iloc[0] if len(pruned) else 0.0
     fig.update_layout(barmode="group")
     return finish_figure(fig, title=f"Comparison-group ablation at {sparsity:.0%} sparsity",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..analysis.takeaways import readable_number
 from ..analysis.why import DisagreementReport
 from ..analysis.why_activations import ActivationIntervention
 from ..analysis.why_interventions import ChannelIntervention
@@ -164,7 +165,7 @@ def plot_activation_intervention(result: ActivationIntervention) -> go.Figure:
     fig = go.Figure(go.Bar(
         x=[labels.get(i, i) for i in table["intervention"]], y=table["perplexity"],
         marker_color=[colors.get(i, RANDOM_COLOR) for i in table["intervention"]],
-        text=[plain_number(round(v, 1)) for v in table["perplexity"]], textposition="outside",
+        text=[readable_number(v) for v in table["perplexity"]], textposition="outside",
         cliponaxis=False,
         customdata=table["replaced"],
         hovertemplate="%{x}: ppl %{y:,.4r} (%{customdata} activations replaced)<extra></extra>"))
