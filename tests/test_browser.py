@@ -117,14 +117,14 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _open_tab(page, "3. Scores")
     _wait_for_plots(page, 1)  # filled automatically after the prune
     _wait_text(page, "Spearman")
-    _shoot(page, shots, "3-scores")
+    _shoot(page, shots, "3-scores", "magnitude and Wanda rank", "Thresholds and protocol")
 
     _open_tab(page, "4. Masks: per-row vs per-layer")
     _wait_for_plots(page, 2)
     _click(page, "Run the comparison-group ablation")
     _wait_for_plots(page, 3)
     _wait_text(page, "one threshold per layer")
-    _shoot(page, shots, "4-masks")
+    _shoot(page, shots, "4-masks", "The two masks disagree", "Table and protocol")
 
     _open_tab(page, "5. Perplexity vs sparsity")
     _wait_text(page, "Estimate: about")  # said before the click
@@ -137,14 +137,14 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _click(page, "Generate")
     _wait_for_plots(page, 1)
     _wait_text(page, "differ only by noise")
-    _shoot(page, shots, "6-generate")
+    _shoot(page, shots, "6-generate", "Example prompts")
 
     _open_tab(page, "7. Why it works")
     _click(page, "Run the three steps")
     _wait_for_plots(page, 3)  # disagreement vs norm, per layer, outlier vs random cuts
     _wait_text(page, "carry")  # the summary of step 1
     _wait_text(page, "Zeroing the weights that read")  # step 2's takeaway
-    _shoot(page, shots, "7-why")
+    _shoot(page, shots, "7-why", "2. Cut the weights", "Table and protocol of step 3")
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):
