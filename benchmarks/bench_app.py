@@ -99,14 +99,16 @@ def bench_client(url: str, args, pid: int | None = None) -> dict:
     start = time.perf_counter()
     client = Client(url, verbose=False)
     timings["client_connect_s"] = time.perf_counter() - start
-    prune_inputs = _defaults(client, "/compare")
+    endpoint = f"/{args.first_action}"
+    prune_inputs = _defaults(client, endpoint)
     prune_inputs.update({k: v for k, v in (("n_samples", args.n_samples),
                                            ("seq_len", args.seq_len),
                                            ("eval_windows", args.eval_windows)) if v is not None})
-    prune_inputs["with_sparsegpt"] = bool(args.with_sparsegpt)
+    if args.first_action == "compare":
+        prune_inputs["with_sparsegpt"] = bool(args.with_sparsegpt)
     for name in ("first_prune_s", "second_prune_s"):
         outputs = _timed(timings, name, pid,
-                         lambda: client.predict(api_name="/compare", **prune_inputs))
+                         lambda: client.predict(api_name=endpoint, **prune_inputs))
         timings["takeaway"] = str(outputs[0])            # the sentence a teacher reads first
         timings["prune_summary"] = str(outputs[1])[:600]  # protocol: proof that it ran
         timings["runs"] = outputs[2]
@@ -176,6 +178,9 @@ def _parse(argv: list[str] | None):
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--with-sparsegpt", action="store_true",
                         help="the first result also prunes with SparseGPT (tab 1's checkbox)")
+    parser.add_argument("--first-action", choices=("compare", "prune"), default="compare",
+                        help="compare: tab 1's primary button (magnitude and Wanda); prune: one "
+                             "method (Wanda 50%%), the first action before the comparison")
     parser.add_argument("--model", type=Path, default=None,
                         help="model folder behind the app's 'embedded demo model' entry "
                              "(sets WANDA_VIZ_MODEL; default: assets/demo-model)")
@@ -230,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     protocol = {"n_samples": args.n_samples, "seq_len": args.seq_len,
                 "eval_windows": args.eval_windows, "max_new_tokens": args.max_new_tokens,
                 "prompt": PROMPT, "repeats": 1, "None": "the app's default",
-                "first_result": "/compare: magnitude and Wanda"
-                + (" and SparseGPT" if args.with_sparsegpt else "") + " at the default sparsity",
+                "first_result": "/prune: Wanda alone" if args.first_action == "prune" else
+                "/compare: magnitude and Wanda" + (" and SparseGPT" if args.with_sparsegpt else "")
+                + " at the default sparsity",
                 "cpu_s": "user + system CPU seconds of the app process during the step"}
     if not APP.is_file():
         common.write_result(args.out, "bench_app", {"status": "pending: app.py does not exist",
