@@ -44,7 +44,7 @@ def test_full_flow_through_the_named_api(server):
         methods=["wanda"], sparsities=[0.5], structures=["unstructured"], api_name="/sweep")
     labels = [row[0] for row in table["data"]]
     assert labels == ["dense", "wanda 50%"] and len(files) == 3
-    _takeaway, dense, pruned, generation, probs = client.predict(
+    _takeaway, dense, pruned, generation, probs, _protocol = client.predict(
         prompt="the cat sat", run="wanda 50%", max_new_tokens=6, do_sample=False,
         temperature=1.0, top_p=1.0, seed=0, api_name="/generate")
     assert [row[0] for row in generation["data"]] == ["dense", "wanda 50%"]

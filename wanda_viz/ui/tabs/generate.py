@@ -3,7 +3,7 @@
 Instruct models get their chat template (a toggle, switched on after a prune of a model whose
 tokenizer has one), so a question is answered rather than continued; the example prompts suit
 both kinds. Named API endpoint: /generate (outputs: takeaway, dense tokens, pruned tokens, summary
-table, probabilities).
+table, probabilities, protocol).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["TITLE", "ID", "build", "wire", "refresh", "on_generate", "on_render"
 
 TITLE, ID = "6. Generate", "generate"
 REFRESH_ON = ("session",)
-OUTPUTS = ("takeaway", "dense", "pruned", "table", "probs")
+OUTPUTS = ("takeaway", "dense", "pruned", "table", "probs", "protocol")
 DECODING = ("prompt", "run", "chat", "max_new_tokens", "do_sample", "temperature", "top_p",
             "seed")
 # (prompt, chat template): questions for instruct models, openings for base and demo models
@@ -57,6 +57,8 @@ def build(limits) -> dict:
     c["table"] = gr.Dataframe(label="Same decoding settings: tokens/s (noise: same dense "
                               "kernels), first differing token", interactive=False, wrap=True)
     c["probs"] = gr.Plot(label="Probability of each generated token", show_label=False)
+    with gr.Accordion("Decoding protocol", open=False):
+        c["protocol"] = gr.Markdown()
     return c
 
 
@@ -103,10 +105,13 @@ def on_render(session: Session) -> dict:
     """Dense tokens, pruned tokens, the summary table and the token-probability figure."""
     comparison = session.generation
     if comparison is None:
-        return {"takeaway": "", "dense": [], "pruned": [], "table": None, "probs": None}
+        return {"takeaway": "", "dense": [], "pruned": [], "table": None, "probs": None,
+                "protocol": ""}
     pruned = next((name for name in comparison.results if name != "dense"), "")
+    probs = figures.plot_generation_probs(comparison)
     return {"takeaway": generation_takeaway(views.generation_summary(comparison)),
+            "protocol": f"**Protocol:** {figures.figure_protocol(probs)}",
             "dense": views.highlighted_tokens(comparison, "dense"),
             "pruned": views.highlighted_tokens(comparison, pruned),
             "table": views.generation_table(comparison),
-            "probs": figures.plot_generation_probs(comparison)}
+            "probs": probs}
