@@ -16,8 +16,9 @@ MODEL_TAB = """Both methods remove the same share of weights in every layer, cho
 calibration windows; perplexity (lower is better) is measured on the same text. The protocol is
 in the accordion below the results."""
 
-FIRST_CLICK = ("*The first click loads the model (the real model: about 40 s on 2 CPU cores; "
-               "later clicks about 10 s).*")
+FIRST_CLICK = ("*The first click loads the model and measures the dense model too: on the real "
+               "model about 45 s on 2 idle CPU cores, later clicks about 15 s (estimates from "
+               "BENCHMARKS.md, \"The first result\").*")
 
 OUTLIERS_TAB = """A few hidden channels of an LLM carry activations thousands of times larger than the
 rest. Wanda's score multiplies |W| by the input-channel norm ||X_j||, so the small weights that
