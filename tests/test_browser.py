@@ -108,7 +108,7 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _click(page, COMPARE)
     _wait_text(page, "Wanda at 50%")
     _wait_for_plots(page, 1)  # the perplexity bars
-    _shoot(page, shots, "1-prune-and-compare", "Wanda at 50%", "Runs of this session")
+    _shoot(page, shots, "1-prune-and-compare", "Wanda at 50%", "Protocol: model, calibration")
 
     _open_tab(page, "2. Outlier features")
     _wait_for_plots(page, 3)  # top-k vs median, heatmap, input norms
