@@ -57,7 +57,7 @@ def test_estimate_constants_are_the_committed_measurements():
     magnitude = _json("benchmarks/results/bench_real_final_mw.json")["runs"]
     assert estimates.MASK_S["magnitude"] == pytest.approx(
         magnitude["magnitude unstructured"]["median"]["ours"]["prune_s"], abs=0.01)
-    first = _json("docs/real_model_defaults.json")
+    first = _json("benchmarks/results/real_model_defaults_issue13.json")
     assert (first["calibration"]["n_samples"], first["calibration"]["seq_len"]) == (16, 128)
     assert estimates.EVAL_S == pytest.approx(first["first_prune"]["dense_perplexity_s_cpu"],
                                              abs=0.01)

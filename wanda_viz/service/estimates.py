@@ -11,7 +11,9 @@ against the JSON files):
   ``benchmarks/results/bench_real_pass_end_1t.json`` (Wanda, SparseGPT) and
   ``benchmarks/results/bench_real_final_mw.json`` (magnitude);
 * perplexity (8 x 128 tokens) and the activation report (16 x 128 tokens), CPU seconds:
-  ``docs/real_model_defaults.json`` (``first_prune``).
+  ``benchmarks/results/real_model_defaults_issue13.json`` (``first_prune``; the issue-13 record of
+  ``docs/real_model_defaults.json``, made at load 4-8, before records named their commit; the
+  current record was made at load 15-22, which inflates CPU seconds too).
 
 Two idle vCPUs (torch's two threads) take about 0.6x the one-core time (BENCHMARKS.md 8b: Wanda
 9.4 s against 16.9 s, SparseGPT 20 s against 32 s); a busy host takes longer, cached points none.
@@ -36,8 +38,8 @@ MASK_S = {"magnitude": 2.23, "wanda": 2.26, "sparsegpt": 11.98}            # per
 EVAL_S, EVAL_TOKENS_MEASURED = 3.28, 8 * 128                               # dense perplexity
 REPORT_S, REPORT_TOKENS_MEASURED = 5.67, 16 * 128                          # activation report
 TWO_CORES = 0.6   # wall / one-core CPU time with torch's two threads on two idle vCPUs
-BASIS = ("basis: SmolLM2-135M measured on one idle CPU core (benchmarks/results/"
-         "bench_real_pass_end_1t.json, docs/real_model_defaults.json), scaled by parameters x "
+BASIS = ("basis: SmolLM2-135M measured on one CPU core (benchmarks/results/"
+         "bench_real_pass_end_1t.json, real_model_defaults_issue13.json), scaled by parameters x "
          "tokens")
 
 
