@@ -52,7 +52,7 @@ def test_sweep_ablation_and_generation_sentences():
                          columns=["method", "structure", "sparsity", "perplexity"])
     assert sweep_takeaway(sweep) == (
         "At 30%, Wanda 60.0 (1.2x dense) and magnitude 90.0 (1.8x dense); at 70%, Wanda 500 "
-        "(10.0x dense) and magnitude 25,000 (500.0x dense). The ratio magnitude / Wanda goes "
+        "(10.0x dense) and magnitude 25,000 (500x dense). The ratio magnitude / Wanda goes "
         "from 1.5x to 50.0x: the gap opens at high sparsity.")
     ablation = pd.DataFrame({"method": ["dense", "wanda", "wanda"], "group": ["-", "row", "layer"],
                              "sparsity": [0.0, 0.5, 0.5], "perplexity": [50.0, 100.0, 120.0]})

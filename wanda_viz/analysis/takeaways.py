@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["readable_number", "RunPerplexity", "comparison_takeaway", "ablation_takeaway",
+__all__ = ["readable_number", "times_text", "RunPerplexity", "comparison_takeaway", "ablation_takeaway",
            "sweep_takeaway", "generation_takeaway"]
 
 
@@ -31,8 +31,13 @@ def readable_number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def times_text(ratio: float) -> str:
+    """2.1x, 12.5x, 789x: one decimal below 100."""
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.1f}x"
+
+
 def _times(value: float, dense: float | None) -> str:
-    return f"{value / dense:.1f}x dense" if dense else "-"
+    return f"{times_text(value / dense)} dense" if dense else "-"
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,9 @@ def _run_phrase(first: bool, name: str, setting: str, value: float,
                 dense: float | None) -> str:
     shown = f"**{readable_number(value)}**"
     if first:
-        times = f" ({value / dense:.1f}x dense {readable_number(dense)})" if dense else ""
+        times = f" ({times_text(value / dense)} dense {readable_number(dense)})" if dense else ""
         return f"{name}{f' at {setting}' if setting else ''}: perplexity {shown}{times}"
-    return f"{name}: {shown}" + (f" ({value / dense:.1f}x)" if dense else "")
+    return f"{name}: {shown}" + (f" ({times_text(value / dense)})" if dense else "")
 
 
 def comparison_takeaway(runs: Sequence[RunPerplexity], dense: float | None,
@@ -143,7 +148,8 @@ def sweep_takeaway(table: pd.DataFrame) -> str:
     gap_low = wide.loc[low, pair[1]] / wide.loc[low, pair[0]]
     gap_high = wide.loc[high, pair[1]] / wide.loc[high, pair[0]]
     return (f"{at(low)[0].upper()}{at(low)[1:]}; {at(high)}. The ratio {bad} / {good} goes "
-            f"from {gap_low:.1f}x to {gap_high:.1f}x: the gap opens at high sparsity.")
+            f"from {times_text(gap_low)} to {times_text(gap_high)}: the gap opens at high "
+            "sparsity.")
 
 
 def generation_takeaway(summary: pd.DataFrame) -> str:

@@ -13,7 +13,7 @@ import re
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis.takeaways import readable_number
+from ..analysis.takeaways import readable_number, times_text
 from ..result import PruneResult
 from ._style import add_dense_line, finish_figure, method_pattern
 
@@ -25,7 +25,7 @@ _BLOCK = re.compile(r"^(?P<block>.*?\.(?P<index>\d+))\.(?P<kind>.+)$")
 
 def _bar_label(perplexity: float, dense: float | None) -> str:
     value = readable_number(perplexity)  # as the takeaway sentence writes it
-    return f"{value} ({perplexity / dense:.1f}x)" if dense else value
+    return f"{value} ({times_text(perplexity / dense)})" if dense else value
 
 
 def plot_perplexity_bars(runs: pd.DataFrame, dense: float | None, *,
