@@ -166,8 +166,9 @@ def generation_takeaway(summary: pd.DataFrame) -> str:
     where = ("follows the dense continuation to the end" if first is None or first != first
              else f"leaves the dense continuation at token {int(first) + 1} of "
                   f"{int(run['n_tokens'])}")
-    speed = (f"Tokens/s ({dense['tokens_per_s']:.1f} dense, {run['tokens_per_s']:.1f} pruned) "
-             "differ only by noise: both run the same dense kernels, zeros included.")
+    speed = (f"Tokens/s ({dense['tokens_per_s']:.1f} dense, {run['tokens_per_s']:.1f} pruned) are "
+             "not a speed comparison: both run the same dense kernels, zeros included, so they "
+             "differ only by noise (other work on the machine).")
     return (f"{run['variant']} {where}; {int(run.get('differing', 0))} of "
             f"{int(run['n_tokens'])} tokens differ. Mean probability of the chosen tokens: "
             f"{run['mean_prob']:.2f} pruned, {dense['mean_prob']:.2f} dense. {speed}")

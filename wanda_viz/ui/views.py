@@ -161,7 +161,8 @@ def highlighted_tokens(comparison: GenerationComparison | None,
         return []
     table = comparison.token_table()
     rows = table[table["variant"] == variant]
-    pairs = [(comparison.prompt, None)]
+    chat = comparison.settings.get("chat")  # the answer starts a new turn: a line break
+    pairs = [(comparison.prompt + ("\n" if chat else ""), None)]
     for token, same, after in zip(rows["token"], rows["same_as_dense"], rows["after_divergence"]):
         category = None if same and not after else ("differs" if not same else "after divergence")
         pairs.append((token, category))
