@@ -14,7 +14,7 @@ def setup():
     return planted_setup()
 
 
-def test_figures(setup):
+def test_figures(setup, monkeypatch):
     from wanda_viz.figures import figure_protocol
     from wanda_viz.figures.why import (OUTLIER_COLOR, plot_activation_intervention,
                                        plot_channel_intervention, plot_disagreement_by_layer,
@@ -36,6 +36,11 @@ def test_figures(setup):
         plot_disagreement_vs_norm(result.disagreement, "nope")
     by_layer = plot_disagreement_by_layer(result.disagreement)
     assert len(by_layer.data[0].x) == len(result.disagreement.layers) - 1
+    import wanda_viz.figures.why as why_figures
+    monkeypatch.setattr(why_figures, "_BARS_UP_TO", 4)  # a real LLM's hundreds of layers: a map
+    grid = plot_disagreement_by_layer(result.disagreement)
+    assert grid.data[0].type == "heatmap" and "mlp.down_proj" in list(grid.data[0].y)
+    assert list(grid.data[0].x) == ["0", "1"]  # decoder blocks
     cut = plot_channel_intervention(result.weights)
     names = [t.name for t in cut.data]
     assert names[-1].startswith("dense") and any("seeds" in n for n in names)

@@ -34,7 +34,7 @@ def test_three_steps_after_a_prune(app_env):
     named = why.on_why(session, **preset)
     result = named["session"].why
     assert set(named) == {"session", *why.OUTPUTS}
-    assert "Protocol:" in named["summary"] and "top 1%" in named["summary"]
+    assert "top 1%" in named["summary"] and "Protocol:" in named["summary_protocol"]
     assert named["layer"].choices[0][0] == why.ALL_LAYERS
     for name in ("scatter", "by_layer", "weights_fig"):
         assert isinstance(named[name], go.Figure)
@@ -94,7 +94,7 @@ def test_why_through_the_named_api(tmp_path):
         client.predict(**SETUP, **PRUNE, api_name="/prune")
         outputs = client.predict(sparsity=0.5, ks=[1, 2], seeds=1, api_name="/why")
     named = dict(zip(why.OUTPUTS, outputs))   # the session (a gr.State) is not part of the API
-    assert "top 1%" in named["summary"] and "Protocol:" in named["summary"]
+    assert "top 1%" in named["summary"] and "Protocol:" in named["summary_protocol"]
     assert [row[0] for row in named["weights"]["data"]] == ["dense", "outlier", "outlier",
                                                             "random", "random"]
     assert "perplexity:" in named["weights_protocol"]

@@ -14,6 +14,7 @@ from ..analysis.why import DisagreementReport
 from ..analysis.why_activations import ActivationIntervention
 from ..analysis.why_interventions import ChannelIntervention
 from ._style import METHOD_COLORS, finish_figure, method_marker, plain_number, wrap_caption
+from .compare import split_layer_name
 
 __all__ = ["OUTLIER_COLOR", "RANDOM_COLOR", "plot_disagreement_vs_norm",
            "plot_disagreement_by_layer", "plot_channel_intervention",
@@ -90,9 +91,42 @@ def plot_disagreement_vs_norm(report: DisagreementReport, layer: str | None = No
         protocol=f"{thinned}{report.protocol()}")
 
 
+_BARS_UP_TO = 40  # layers drawn as bars; more become a blocks x layer types map
+
+
+def _share_map(report: DisagreementReport, layers: pd.DataFrame) -> go.Figure:
+    """Blocks (x) x layer types (y), colour = share on the top channels / an even spread."""
+    cells = {}
+    for row in layers.itertuples():
+        _, index, kind = split_layer_name(row.layer)
+        cells[(index, kind)] = row.top_share / row.uniform_share if row.uniform_share else 0.0
+    blocks = sorted({index for index, _ in cells})
+    kinds = list(dict.fromkeys(kind for _, kind in cells))
+    z = [[cells.get((b, k), float("nan")) for b in blocks] for k in kinds]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(b) for b in blocks], y=kinds, colorscale="Blues", zmin=0,
+        text=[[f"{v:.0f}" if v == v else "" for v in row] for row in z],
+        texttemplate="%{text}" if len(blocks) <= 32 else None, textfont={"size": 9},
+        colorbar={"title": {"text": "x even"}},
+        hovertemplate="block %{x}, %{y}: %{z:.1f}x an even spread<extra></extra>"))
+    fig.update_xaxes(type="category")
+    return _finish(fig, title=f"Disagreements on each layer's top {report.top_share:.0%} "
+                              "channels, as a multiple of an even spread",
+                   x_title="decoder block", y_title=None,
+                   caption="1 = no more than their share; every cell above 1: the top channels "
+                           "carry more of the disagreements.", protocol=report.protocol(),
+                   height=120 + 28 * len(kinds))
+
+
 def plot_disagreement_by_layer(report: DisagreementReport) -> go.Figure:
-    """Per layer: share of disagreements on its top channels, against an even spread."""
+    """Per layer: share of disagreements on its top channels, against an even spread.
+
+    Up to 40 layers: bars per layer with the even spread marked; more (a real LLM's hundreds):
+    a compact blocks x layer types map of the share as a multiple of the even spread.
+    """
     layers = report.layers[report.layers["layer"] != "all layers"]
+    if len(layers) > _BARS_UP_TO:
+        return _share_map(report, layers)
     fig = go.Figure([
         go.Bar(x=layers["layer"], y=layers["top_share"], name="on the top channels",
                marker_color=METHOD_COLORS["wanda"]),

@@ -31,9 +31,9 @@ PRESETS = {  # name -> (sparsity, ks, random seeds)
     "Quick look: 50%, k = 1, 2, 4, one random seed": (0.5, [1, 2, 4], 1),
     "High sparsity: 70%, k = 1, 2, 4, 8, three random seeds": (0.7, [1, 2, 4, 8], 3),
 }
-OUTPUTS = ("summary", "layer", "scatter", "by_layer", "weights_takeaway", "weights_fig", "weights",
-           "weights_protocol", "activations_takeaway", "activations_fig", "activations",
-           "activations_protocol", "files")
+OUTPUTS = ("summary", "summary_protocol", "layer", "scatter", "by_layer", "weights_takeaway",
+           "weights_fig", "weights", "weights_protocol", "activations_takeaway", "activations_fig",
+           "activations", "activations_protocol", "files")
 
 
 def build(limits) -> dict:
@@ -50,6 +50,8 @@ def build(limits) -> dict:
         gr.Markdown(texts.WHY_PROTOCOL)
     gr.Markdown("### 1. Where Wanda and magnitude disagree")
     c["summary"] = gr.Markdown(PLACEHOLDER)
+    with gr.Accordion("Protocol of step 1", open=False):
+        c["summary_protocol"] = gr.Markdown()
     c["layer"] = gr.Dropdown([ALL_LAYERS], value=ALL_LAYERS, label="Layer",
                              allow_custom_value=True)
     c["scatter"] = gr.Plot(label="Disagreement vs input-channel norm", show_label=False)
@@ -120,8 +122,7 @@ def _summary(result: WhyResult) -> str:
              f"input channels by ||X_j|| carry **{overall['top_share']:.1%}** of the "
              f"{overall['disagreements']:,} weights on which the masks disagree (an even spread: "
              f"{overall['uniform_share']:.1%}) and **{overall['top_share_wanda_only']:.1%}** of "
-             "the weights only Wanda keeps.",
-             f"**Protocol:** {result.disagreement.protocol()}"]
+             "the weights only Wanda keeps."]
     return "\n\n".join(lines)
 
 
@@ -160,6 +161,7 @@ def on_render(session: Session) -> dict:
     activations = result.activations
     return {
         "summary": _summary(result),
+        "summary_protocol": f"**Protocol:** {result.disagreement.protocol()}",
         "layer": gr.Dropdown(choices=[ALL_LAYERS, *names[names != ALL_LAYERS]], value=ALL_LAYERS),
         "scatter": figures.plot_disagreement_vs_norm(result.disagreement),
         "by_layer": figures.plot_disagreement_by_layer(result.disagreement),
