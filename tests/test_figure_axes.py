@@ -18,9 +18,13 @@ import pytest
 import wanda_viz.figures as figures
 from why_planted import planted_setup
 from wanda_viz import PruneConfig, prune_model
-from wanda_viz.analysis import GenerationComparison, analyze_layer_scores, compare_group_masks
+from wanda_viz.analysis import (ChannelSpec, GenerationComparison, WhySpec, analyze_layer_scores,
+                                compare_group_masks)
 from wanda_viz.analysis.why_run import run_why
+from wanda_viz.config import EvalConfig
 from wanda_viz.evaluate import GenerationResult
+from wanda_viz.points import PointRunner, resolve_eval_setup
+from wanda_viz.pruning.registry import METHODS
 
 LAYER = "model.layers.1.mlp.down_proj"
 PLAIN = re.compile(r"^-?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?(e-?\d+)?%?$")  # 0.01, 1,000, 1e-5, 50%
@@ -30,7 +34,9 @@ SI_SUFFIX = re.compile(r"\d[munpfkMGTµ]$")
 @pytest.fixture(scope="module")
 def built() -> dict[str, go.Figure]:
     model, calib, eval_ids, report = planted_setup()
-    why = run_why(model, calib, eval_ids, ks=(1, 2), seeds=(0,), seq_len=16, max_windows=4)
+    setup = resolve_eval_setup(model, EvalConfig(seq_len=16, max_windows=4), eval_ids=eval_ids,
+                               calib_ids=calib)
+    why = run_why(PointRunner(model, setup), WhySpec(channels=ChannelSpec(ks=(1, 2), seeds=(0,))))
     scores = analyze_layer_scores(model, calib, LAYER, 0.5)
     comparison = compare_group_masks(scores.scores["wanda"], 0.5)
     result = prune_model(model, calib, PruneConfig(method="wanda", owl=True))
@@ -118,8 +124,14 @@ def test_one_look_per_method_across_figures(built):
     assert magnitude.marker.pattern.shape != wanda.marker.pattern.shape  # not by colour alone
     sweep = built["plot_sweep"]
     lines = {t.name: t for t in sweep.data if t.mode == "lines+markers"}
-    assert lines["wanda"].line.dash != lines["magnitude"].line.dash
-    assert lines["wanda"].marker.symbol != lines["magnitude"].marker.symbol
+    assert lines["wanda"].marker.symbol != lines["magnitude"].marker.symbol  # not by colour alone
+    for name, spec in METHODS.items():  # every look comes from the method's registry entry
+        style = figures.method_style(name)
+        assert (style["color"], style["dash"], style["symbol"]) == \
+            (spec.color, spec.dash, spec.marker)
+    for name in ("wanda", "magnitude"):
+        assert (lines[name].line.color, lines[name].line.dash, lines[name].marker.symbol) == \
+            (METHODS[name].color, METHODS[name].dash, METHODS[name].marker)
     histogram = built["plot_row_sparsity"].data[0]  # Wanda scores: Wanda's colour, never red
     assert histogram.marker.color == figures.METHOD_COLORS["wanda"]
     assert figures.METHOD_COLORS["magnitude"] not in figures.CATEGORY_COLORS
@@ -130,3 +142,19 @@ def test_captions_are_short_and_the_protocol_stays_with_the_figure(built):
         caption = fig.layout.title.subtitle.text or ""
         assert caption.count("<br>") <= 2, f"{name}: caption longer than three lines"
         assert figures.figure_protocol(fig), f"{name}: no protocol"
+
+
+def test_a_new_registry_entry_brings_its_own_look(monkeypatch):
+    from dataclasses import replace
+    entry = replace(METHODS["wanda"], name="newmethod", color="#123456", dash="dot",
+                    marker="triangle-up")
+    monkeypatch.setitem(METHODS, "newmethod", entry)
+    style = figures.method_style("newmethod 50%")
+    assert (style["color"], style["dash"], style["symbol"]) == ("#123456", "dot", "triangle-up")
+    assert style["pattern"] != figures.method_style("wanda")["pattern"]
+    sweep = pd.DataFrame([("newmethod", "unstructured", 0.5, 30.0)],
+                         columns=["method", "structure", "sparsity", "perplexity"]).assign(
+        calibration="random", eval_protocol="tiny", model="tiny", version="0")
+    (trace,) = figures.plot_sweep(sweep).data
+    assert (trace.line.color, trace.line.dash, trace.marker.symbol) == \
+        ("#123456", "dot", "triangle-up")

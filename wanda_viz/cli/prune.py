@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import PruneConfig
+from ..config import PruneConfig, eval_seq_len
 from ..data import check_source, get_eval_ids
 from ..evaluate import evaluate
 from ..files import check_writable, write_json_atomic
-from ..models import resolve_seq_len
 from ..pruning import prune_model
-from ..pruning.registry import GROUPS, METHOD_NAMES
+from ..pruning.registry import GROUPS, METHOD_NAMES, REFINEMENTS
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
-                     load_calibration, load_model_from_args)
+                     load_calibration, load_model_from_args, settings_arg)
 
 __all__ = ["add_arguments", "run"]
 
@@ -20,6 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("pruning")
     group.add_argument("--method", default="wanda", choices=list(METHOD_NAMES))
+    group.add_argument("--settings", default=None,
+                       help="the method's own settings as key=value pairs, e.g. "
+                       "percdamp=0.05,block_size=64 for sparsegpt (default: its registry defaults)")
+    group.add_argument("--refine", default=None,
+                       help="refine the method's masks (registered: "
+                       f"{', '.join(REFINEMENTS) or 'none yet'})")
+    group.add_argument("--refine-settings", default=None,
+                       help="the refinement's settings as key=value pairs")
     group.add_argument("--sparsity", type=float, default=0.5, help="share of weights removed")
     group.add_argument("--structure", default="unstructured",
                        help="unstructured or N:M such as 2:4, 4:8 (needs sparsity = N/M)")
@@ -46,7 +53,10 @@ def run(args) -> int:
     never throws away the pruning.
     """
     config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
-                         group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
+                         group=args.group, settings=settings_arg(args.settings, "--settings"),
+                         refine=args.refine,
+                         refine_settings=settings_arg(args.refine_settings, "--refine-settings"),
+                         wanda_variant=args.wanda_variant, owl=args.owl,
                          batch_size=args.batch_size, offload=args.offload)
     calib, evaluation = calib_config(args), eval_config(args)
     if config.needs_calibration:
@@ -55,7 +65,7 @@ def run(args) -> int:
         check_source(evaluation.source, evaluation.data_dir, evaluation=True)
     check_writable(args.save_model, args.json)
     model, tokenizer = load_model_from_args(args)
-    seq_len = resolve_seq_len(model, args.seq_len)  # refuses a seq_len beyond the context
+    seq_len = eval_seq_len(model, evaluation)  # refuses a seq_len beyond the context
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
                              if config.needs_calibration else (None, None))
     eval_ids = (get_eval_ids(tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)

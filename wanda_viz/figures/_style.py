@@ -1,8 +1,10 @@
-"""Shared figure style: one look per method, short captions, readable axes.
+"""Shared figure style: one look per method (from the registry), short captions, readable axes.
 
-* ``METHOD_STYLES``: per method one colour (Paul Tol's colour-blind-safe "bright" scheme), one
-  line dash, one marker symbol and one bar pattern, so methods differ without colour too. It is
-  keyed by method name and meant to move into the method registry (issue 20).
+* Method looks: colour, line dash and marker symbol come from the method's registry entry
+  (``pruning.registry.MethodSpec.color/dash/marker``); a refined run ("wanda+dsnot") keeps its
+  base's colour and marker and takes the refinement's dash. Bars get a fill pattern derived from
+  the marker, so methods differ without colour too. ``METHOD_STYLES`` is built from the registry
+  (plus "dense"); a new method gets its look from its entry only.
 * Log axes get plain ticks (``log_ticks``): decades, or 1-2-5 steps / nice linear steps when the
   data span less than two decades; never Plotly's SI prefixes ("100n", "100µ") or minor digit
   labels ("2, 5"). Every axis writes numbers plainly (``exponentformat="none"``).
@@ -18,24 +20,34 @@ from collections.abc import Iterable
 
 import plotly.graph_objects as go
 
-__all__ = ["METHOD_STYLES", "METHOD_COLORS", "CATEGORY_COLORS", "STRUCTURE_SYMBOLS",
-           "method_style", "method_color", "method_line", "method_marker", "method_pattern",
-           "plain_number", "log_ticks", "apply_log_axis", "add_dense_line", "finish_figure",
-           "wrap_caption",
-           "figure_protocol"]
+from ..pruning.registry import METHODS, REFINEMENTS
 
-# One look per method in every figure: colour, line dash, marker symbol, bar pattern.
+__all__ = ["METHOD_STYLES", "METHOD_COLORS", "CATEGORY_COLORS", "STRUCTURE_SYMBOLS",
+           "method_style", "method_color", "method_dash", "method_line", "method_marker",
+           "method_pattern", "plain_number", "log_ticks", "apply_log_axis", "add_dense_line",
+           "finish_figure", "wrap_caption", "figure_protocol"]
+
+# Bar fill pattern per marker symbol (bars carry no marker): a method's pattern follows its
+# registry marker, so it needs no field of its own.
+_MARKER_PATTERNS = {"circle": "", "square": "/", "diamond": "x", "triangle-up": ".",
+                    "cross": "+", "star": "-", "hexagon": "|"}
+
+
+def _entry_style(color: str, dash: str, marker: str) -> dict[str, str]:
+    return {"color": color, "dash": dash, "symbol": marker,
+            "pattern": _MARKER_PATTERNS.get(marker, ".")}
+
+
+# One look per method in every figure, from the registry: colour, line dash, marker, bar pattern.
 METHOD_STYLES: dict[str, dict[str, str]] = {
     "dense": {"color": "#333333", "dash": "dash", "symbol": "line-ew", "pattern": ""},
-    "magnitude": {"color": "#EE6677", "dash": "dot", "symbol": "square", "pattern": "/"},
-    "wanda": {"color": "#4477AA", "dash": "solid", "symbol": "circle", "pattern": ""},
-    "sparsegpt": {"color": "#228833", "dash": "dashdot", "symbol": "diamond", "pattern": "x"},
+    **{name: _entry_style(spec.color, spec.dash, spec.marker) for name, spec in METHODS.items()},
 }
 METHOD_COLORS = {name: style["color"] for name, style in METHOD_STYLES.items()}
 # Unknown names (a custom variant) cycle through spares that no method uses.
-_SPARE_STYLES = tuple({"color": c, "dash": d, "symbol": s, "pattern": p} for c, d, s, p in (
-    ("#CCBB44", "longdash", "triangle-up", "."), ("#66CCEE", "longdashdot", "cross", "+"),
-    ("#AA3377", "dash", "star", "-"), ("#BBBBBB", "dot", "hexagon", "|")))
+_SPARE_STYLES = tuple(_entry_style(c, d, s) for c, d, s in (
+    ("#CCBB44", "longdash", "triangle-up"), ("#66CCEE", "longdashdot", "cross"),
+    ("#AA3377", "dash", "star"), ("#BBBBBB", "dot", "hexagon")))
 # mask categories (analysis.groups.CATEGORY_LABELS order): both kept, both pruned, row, layer.
 # Not red or blue: those mean magnitude and Wanda.
 CATEGORY_COLORS = ("#DDDDDD", "#222222", "#AA3377", "#CCBB44")
@@ -45,13 +57,30 @@ CAPTION_WIDTH = 110  # characters per caption line (fits an 800 px wide window)
 
 
 def method_style(method: str, index: int = 0) -> dict[str, str]:
-    """The method's look; the first word of a run label ("wanda 50%") names the method."""
-    key = method.split()[0].lower() if method else ""
-    return METHOD_STYLES.get(key, _SPARE_STYLES[index % len(_SPARE_STYLES)])
+    """The method's look; the first word of a run label ("wanda 50%") names the method.
+
+    A refined key ("wanda+dsnot") keeps its base's colour, marker and pattern and takes the
+    refinement's dash (``RefinementSpec.dash``).
+    """
+    word = method.split()[0].lower() if method else ""
+    base, _, refine = word.partition("+")
+    if base in METHODS:  # read at call time: an entry registered later gets its own look
+        spec = METHODS[base]
+        style = _entry_style(spec.color, spec.dash, spec.marker)
+    else:
+        style = METHOD_STYLES.get(base, _SPARE_STYLES[index % len(_SPARE_STYLES)])
+    if refine in REFINEMENTS:
+        style = {**style, "dash": REFINEMENTS[refine].dash}
+    return style
 
 
 def method_color(method: str, index: int = 0) -> str:
     return method_style(method, index)["color"]
+
+
+def method_dash(method: str, index: int = 0) -> str:
+    """Line dash of a method key: its refinement's for "base+refine", else the method's own."""
+    return method_style(method, index)["dash"]
 
 
 def method_line(method: str, index: int = 0, **extra) -> dict:

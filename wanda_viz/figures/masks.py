@@ -13,14 +13,14 @@ from plotly.subplots import make_subplots
 from ..analysis.groups import CATEGORY_LABELS, GroupComparison
 from ..analysis.scores import ScoreReport
 from ..analysis.takeaways import readable_number
+from ..pruning.registry import METHODS
 from ._style import (CATEGORY_COLORS, METHOD_COLORS, add_dense_line, apply_log_axis,
                      finish_figure, method_line, method_pattern)
 
 __all__ = ["plot_score_histograms", "plot_row_sparsity", "plot_mask_categories",
            "plot_group_ablation"]
 
-_SCORE_UNITS = {"magnitude": "|W|", "wanda": "|W| x ||X_j||₂",
-                "sparsegpt": "W² / [H⁻¹]_jj²"}
+_SCORE_UNITS = {name: spec.unit for name, spec in METHODS.items()}
 
 
 def _log_histogram(scores: torch.Tensor, bins: int) -> tuple[list[float], list[int], int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..analysis import sweep_points
+from ..analysis import SweepSpec, sweep_points
 from .estimates import Workload, sweep_estimate
 
 __all__ = ["SWEEP_SPARSITIES", "DEFAULT_SWEEP_METHODS", "count_points", "default_sweep",
@@ -24,7 +24,12 @@ _PREFERRED = (0.5, 0.7, 0.3, 0.6, 0.4, 0.8, 0.2, 0.9, 0.1)  # most telling first
 def count_points(methods: Sequence[str], sparsities: Sequence[float],
                  structures: Sequence[str]) -> int:
     """Pruned points of a request (the dense baseline is not counted)."""
-    return len(sweep_points(methods, sparsities, structures, include_dense=False))
+    return len(_points(methods, sparsities, structures))
+
+
+def _points(methods, sparsities, structures) -> list:
+    return sweep_points(SweepSpec(tuple(methods), tuple(sparsities), tuple(structures),
+                                  include_dense=False))
 
 
 def _pick_sparsities(available: Sequence[float], n: int) -> list[float]:
@@ -97,7 +102,7 @@ def sweep_plan(methods: Sequence[str], sparsities: Sequence[float], structures: 
     refused = over_cap_message(methods, sparsities, structures, cap)
     if refused is not None:
         return f"**Too many points:** {refused}."
-    points = sweep_points(methods, sparsities, structures, include_dense=False)
+    points = _points(methods, sparsities, structures)
     if work is None:
         return f"{len(points)} pruned points (this host allows {cap}). Prune in tab 1 first."
     return sweep_estimate(work, [config.method for config in points])

@@ -97,6 +97,8 @@ def _single_inputs(c: dict) -> None:
 
 def build(limits: Limits) -> dict:
     gr.Markdown(texts.MODEL_TAB)
+    with gr.Accordion("Methods and papers", open=False):
+        gr.Markdown(texts.method_notes())
     c = {}
     _model_inputs(c, limits)
     _compare_inputs(c)
