@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..pruning.registry import METHODS, REFINEMENTS
+
 __all__ = ["readable_number", "times_text", "RunPerplexity", "comparison_takeaway", "ablation_takeaway",
            "sweep_takeaway", "generation_takeaway"]
 
@@ -49,7 +51,13 @@ class RunPerplexity:
     perplexity: float | None
 
 
-_NAMES = {"wanda": "Wanda", "magnitude": "magnitude", "sparsegpt": "SparseGPT"}
+def _label(method: str, fallback: str | None = None) -> str:
+    """The method's label from its registry entry ("Wanda"; "Wanda + DSnoT" for "wanda+dsnot")."""
+    base, _, refine = method.partition("+")
+    if base not in METHODS:
+        return fallback if fallback is not None else method
+    label = METHODS[base].label
+    return f"{label} + {REFINEMENTS[refine].label}" if refine in REFINEMENTS else label
 
 
 def _verdict(by_method: dict[str, float]) -> str:
@@ -92,7 +100,7 @@ def comparison_takeaway(runs: Sequence[RunPerplexity], dense: float | None,
     order = sorted(scored, key=lambda r: r.method != "wanda")  # stable: run order otherwise
     single = len(order) == 1
     phrases = [_run_phrase(i == 0, order[i].label if single else
-                           _NAMES.get(order[i].method, order[i].label), "" if single else setting,
+                           _label(order[i].method, order[i].label), "" if single else setting,
                            order[i].perplexity, dense) for i in range(len(order))]
     by_method = {r.method: r.perplexity for r in scored}
     return "; ".join(phrases) + "." + _verdict(by_method)
@@ -109,7 +117,7 @@ def ablation_takeaway(table: pd.DataFrame) -> str:
         if "row" in values and "layer" in values:
             change = values["layer"] / values["row"] - 1
             delta = "the same" if abs(change) < 0.005 else f"{change:+.0%}"
-            sentences.append(f"{_NAMES.get(method, method)}: per row "
+            sentences.append(f"{_label(method)}: per row "
                              f"{readable_number(values['row'])}, one threshold per layer "
                              f"{readable_number(values['layer'])} ({delta})")
     sparsity = float(pruned["sparsity"].iloc[0])
@@ -136,7 +144,7 @@ def sweep_takeaway(table: pd.DataFrame) -> str:
     if wide.empty:
         return ""
     low, high = wide.index.min(), wide.index.max()
-    good, bad = (_NAMES.get(m, m) for m in pair)
+    good, bad = (_label(m) for m in pair)
 
     def at(sparsity: float) -> str:
         a, b = wide.loc[sparsity, pair[0]], wide.loc[sparsity, pair[1]]
