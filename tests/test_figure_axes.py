@@ -158,3 +158,13 @@ def test_a_new_registry_entry_brings_its_own_look(monkeypatch):
     (trace,) = figures.plot_sweep(sweep).data
     assert (trace.line.color, trace.line.dash, trace.marker.symbol) == \
         ("#123456", "dot", "triangle-up")
+
+
+def test_methods_differ_by_dash_and_marker_not_only_by_colour():
+    from wanda_viz.pruning.registry import REFINEMENTS
+    dashes = [spec.dash for spec in METHODS.values()]
+    markers = [spec.marker for spec in METHODS.values()]
+    assert len(set(dashes)) == len(dashes) and len(set(markers)) == len(markers)
+    # a refined run ("wanda+dsnot") keeps its base's colour and takes the refinement's dash
+    refine_dashes = {spec.dash for spec in REFINEMENTS.values()} | {"dash"}  # the default
+    assert not refine_dashes & set(dashes)

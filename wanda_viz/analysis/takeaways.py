@@ -15,8 +15,8 @@ import pandas as pd
 
 from ..pruning.registry import METHODS, REFINEMENTS
 
-__all__ = ["readable_number", "times_text", "RunPerplexity", "comparison_takeaway", "ablation_takeaway",
-           "sweep_takeaway", "generation_takeaway"]
+__all__ = ["readable_number", "times_text", "RunPerplexity", "comparison_takeaway",
+           "ablation_takeaway", "sweep_takeaway", "generation_takeaway"]
 
 
 def readable_number(value: float | None) -> str:
