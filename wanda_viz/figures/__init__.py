@@ -2,8 +2,8 @@
 
 Every figure has a title, axis titles with units, a short caption (the title's subtitle,
 ``fig.layout.title.subtitle.text``), its full protocol (``figure_protocol(fig)``), plain numbers
-on every axis (log axes: decades or 1-2-5 steps) and one look per method (``METHOD_STYLES``:
-colour, dash, marker, bar pattern). Nothing here touches a model.
+on every axis (log axes: decades or 1-2-5 steps) and one look per method (``method_style``:
+colour, dash and marker from the method's registry entry, a bar pattern derived from the marker). Nothing here touches a model.
 """
 from ._style import (CATEGORY_COLORS, METHOD_COLORS, METHOD_STYLES, STRUCTURE_SYMBOLS,
                      apply_log_axis, figure_protocol, finish_figure, log_ticks, method_color,
