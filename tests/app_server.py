@@ -24,11 +24,13 @@ def free_port() -> int:
 def serve_app(root: Path, *, tiny_model: bool = True, fresh: bool = False) -> Iterator[str]:
     """Serve ``build_demo()`` offline; yields its URL. ``tiny_model``: a tiny checkpoint and a
     synthetic WikiText folder under ``root`` instead of the embedded model and $WANDA_VIZ_DATA.
-    ``fresh``: as on a fresh machine: no data folder, no host model, the app's own defaults."""
+    ``fresh``: as on a fresh machine: no data folder, no host model, an empty model cache (a GGUF
+    default is dequantized on the first click), the app's own defaults."""
     monkeypatch = pytest.MonkeyPatch()
     if fresh:
         monkeypatch.delenv("WANDA_VIZ_DATA", raising=False)
         monkeypatch.delenv("WANDA_VIZ_MODEL", raising=False)
+        monkeypatch.setenv("WANDA_VIZ_MODEL_CACHE", str(root / "models"))
     elif tiny_model:
         monkeypatch.setenv("WANDA_VIZ_MODEL", str(save_ui_checkpoint(root / "model")))
         monkeypatch.setenv("WANDA_VIZ_DATA", str(write_tiny_data(root / "data")))

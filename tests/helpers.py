@@ -37,7 +37,8 @@ UI_WORDS = ("the cat sat on a mat while an old dog slept near the warm fire and 
 SETUP = dict(model_choice="embedded demo model", device="cpu", dtype="float32",
              calib_source="wikitext2-valid", calib_text="", calib_file=None, n_samples=4,
              seq_len=32, seed=0, eval_source="wikitext2", eval_windows=2)
-PRUNE = dict(method="wanda", sparsity=0.5, structure="unstructured", group="default")
+PRUNE = dict(method="wanda", sparsity=0.5, structure="unstructured", group="default",
+             owl=False)
 
 
 # -- tokenizers ------------------------------------------------------------------------------------

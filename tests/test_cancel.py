@@ -133,8 +133,8 @@ def test_the_api_cancel_stops_a_sweep_and_keeps_its_finished_points(app):
     assert len(cached_points(cache)) == 1  # the dense point, cached; none of the 6 others
     _assert_dense()
     assert client.predict(api_name="/cancel").startswith("Nothing to cancel")
-    plot, table, protocol, files = client.predict(**{**SWEEP, "methods": ["magnitude"]},
-                                                  api_name="/sweep")
+    _takeaway, _plot, table, _protocol, _files = client.predict(
+        **{**SWEEP, "methods": ["magnitude"]}, api_name="/sweep")
     assert [row[0] for row in table["data"]][0] == "dense"  # the kept point is reused
     client.close()
 

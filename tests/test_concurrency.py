@@ -128,6 +128,8 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
                        sparsities=[0.5, 0.6], structures=["unstructured"])
     assert type(err.value).__name__ == "Error"  # gr.Error: shown to the user, app keeps serving
     assert "has 6 pruned points" in str(err.value)
+    assert "This fits: magnitude, wanda and sparsegpt at 50% (3 points)" in \
+        str(err.value)  # a subset within the cap
     assert MODELS.loaded() == []  # refused before the model was even loaded
 
 

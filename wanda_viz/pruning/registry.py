@@ -180,10 +180,12 @@ def _sparsegpt_prune(weights: list[torch.Tensor], stats, sparsity: float, config
 
 
 # Colours: Paul Tol's colour-blind-safe "bright" scheme; one colour per method in every figure.
+# Dash and marker tell methods apart without colour too (histograms have no markers); refined runs
+# take the refinement's dash ("dash"), so no method uses it.
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("magnitude", "magnitude", "|W_ij|", "|W|", "the Wanda paper's baseline "
                "(Sun et al. 2023, arXiv 2306.11695)", _magnitude, groups=("layer", "row", "input"),
-               color="#EE6677", marker="square"),
+               color="#EE6677", dash="dot", marker="square"),
     MethodSpec("wanda", "Wanda", "|W_ij| * ||X_j||_2", "|W| x ||X_j||₂",
                "Sun et al. 2023, arXiv 2306.11695", _wanda, stats=(STATS_INPUT_NORM,),
                color="#4477AA", marker="circle"),
@@ -191,7 +193,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                "Frantar & Alistarh 2023, arXiv 2301.00774", _sparsegpt_saliency,
                stats=(STATS_INPUT_NORM, STATS_HESSIAN), groups=("block",),
                settings=SparseGPTSettings, prune=_sparsegpt_prune, color="#228833",
-               marker="diamond"),
+               dash="dashdot", marker="diamond"),
 )}
 METHOD_NAMES = tuple(METHODS)
 DEFAULT_METHODS = tuple(name for name, spec in METHODS.items() if spec.default_selected)

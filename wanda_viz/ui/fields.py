@@ -5,7 +5,7 @@ list of choices: [...]" without the field, let ``null`` through the API to an op
 Gradio app has raised an exception", and silently round 8.7 windows to 9. The components here are
 drop-in replacements (same front end) that check the value first: a number of the right kind in
 the range, a choice (or list of choices) among the component's own, or else ``Invalid`` with a
-message such as "n_samples (windows) must be a whole number between 1 and 32, got 8.7".
+message such as "calibration windows must be a whole number between 1 and 32, got 8.7".
 
 Why a value and not an exception: Gradio runs ``preprocess`` once more inside an event's
 ``validator=`` phase, before the event is queued, and an exception there reaches an API client as
