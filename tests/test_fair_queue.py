@@ -59,7 +59,7 @@ def test_one_client_cannot_fill_the_queue(url):
         MODELS.lock.release()
     accepted = [job for job in jobs if job.future not in refused]
     assert len(accepted) == CAP and all(job.result(timeout=120) for job in accepted)
-    dense, pruned, table, probs = fair.result(timeout=120)
+    _takeaway, _dense, _pruned, table, _probs, _protocol = fair.result(timeout=120)
     assert [row[0] for row in table["data"]] == ["dense", "wanda 50%"]
     greedy.close()
     polite.close()
