@@ -1,10 +1,14 @@
-"""App responsiveness: cold start to first page, first prune and one generation on the demo model.
+"""App responsiveness: cold start to first page, the first result, and one generation.
 
 1. Cold start: ``python app.py`` in a fresh process on a free port; poll ``GET /`` until it
    answers 200 (includes interpreter start, imports and ``build_demo``).
-2. Through ``gradio_client`` (the app's named endpoints ``/prune`` and ``/generate``, every other
-   input at the app's default): the first prune (model load + calibration + dense perplexity +
-   report + prune + perplexity), a second prune of the same setup (model cached), one generation.
+2. Through ``gradio_client`` (the app's named endpoints ``/compare`` and ``/generate``, every other
+   input at the app's default): the first press of tab 1's primary button (model load +
+   calibration + dense perplexity + report + magnitude and Wanda, each pruned and evaluated;
+   ``--with-sparsegpt`` adds SparseGPT), a second press of the same setup (model cached), one
+   generation. Each step records the app process's CPU seconds (user + system, from
+   /proc/<pid>/stat) next to its wall time: on a shared machine wall time is an upper bound, CPU
+   time is what an idle machine would spend.
 3. If the client path fails (API changed, endpoint missing) the script falls back to the library
    calls the handlers make (``load_model`` -> ``get_calibration_ids`` -> ``prune_model`` ->
    ``perplexity`` -> ``generate_text``) in this process and says so in the result.
@@ -59,6 +63,15 @@ def wait_for_page(url: str, proc: subprocess.Popen, timeout: float) -> float:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _defaults(client, api_name: str) -> dict:
     """Every parameter of a named endpoint at its default value, None where there is none
     (e.g. an empty file upload), from gradio_client's API info."""
@@ -67,7 +80,18 @@ def _defaults(client, api_name: str) -> dict:
             else None for p in info["parameters"]}
 
 
-def bench_client(url: str, args) -> dict:
+def _timed(timings: dict, name: str, pid: int | None, call):
+    cpu, start = process_cpu_s(pid) if pid else None, time.perf_counter()
+    result = call()
+    timings[name] = time.perf_counter() - start
+    if cpu is not None:
+        timings[name.replace("_s", "_cpu_s")] = process_cpu_s(pid) - cpu
+    print(f"  {name}: {timings[name]:.2f}s wall, "
+          f"{timings.get(name.replace('_s', '_cpu_s'), float('nan')):.1f}s CPU", flush=True)
+    return result
+
+
+def bench_client(url: str, args, pid: int | None = None) -> dict:
     from gradio_client import Client
 
     from wanda_viz import PruneConfig
@@ -75,26 +99,26 @@ def bench_client(url: str, args) -> dict:
     start = time.perf_counter()
     client = Client(url, verbose=False)
     timings["client_connect_s"] = time.perf_counter() - start
-    prune_inputs = _defaults(client, "/prune")
+    endpoint = f"/{args.first_action}"
+    prune_inputs = _defaults(client, endpoint)
     prune_inputs.update({k: v for k, v in (("n_samples", args.n_samples),
                                            ("seq_len", args.seq_len),
                                            ("eval_windows", args.eval_windows)) if v is not None})
+    if args.first_action == "compare":
+        prune_inputs["with_sparsegpt"] = bool(args.with_sparsegpt)
     for name in ("first_prune_s", "second_prune_s"):
-        start = time.perf_counter()
-        outputs = client.predict(api_name="/prune", **prune_inputs)
-        timings[name] = time.perf_counter() - start
-        timings["prune_summary"] = str(outputs[0])[:400]  # proof that the prune ran
-        print(f"  {name}: {timings[name]:.2f}s", flush=True)
-    run = PruneConfig(method=prune_inputs.get("method", "wanda"),
-                      sparsity=float(prune_inputs.get("sparsity", 0.5)),
+        outputs = _timed(timings, name, pid,
+                         lambda: client.predict(api_name=endpoint, **prune_inputs))
+        timings["takeaway"] = str(outputs[0])            # the sentence a teacher reads first
+        timings["prune_summary"] = str(outputs[1])[:600]  # protocol: proof that it ran
+        timings["runs"] = outputs[2]
+    run = PruneConfig(method="wanda", sparsity=float(prune_inputs.get("sparsity", 0.5)),
                       structure=prune_inputs.get("structure", "unstructured")).label()
     gen_inputs = {**_defaults(client, "/generate"), "prompt": PROMPT, "run": run,
                   "max_new_tokens": args.max_new_tokens}
-    start = time.perf_counter()
-    outputs = client.predict(api_name="/generate", **gen_inputs)
-    timings["generate_s"] = time.perf_counter() - start
-    timings["generate_summary"] = str(outputs[2])[:400]
-    print(f"  generate_s: {timings['generate_s']:.2f}s", flush=True)
+    outputs = _timed(timings, "generate_s", pid,
+                     lambda: client.predict(api_name="/generate", **gen_inputs))
+    timings["generate_summary"] = str(outputs[3])[:400]
     return {"path": "gradio_client", "prune_inputs": prune_inputs, "generate_inputs": gen_inputs,
             **timings}
 
@@ -102,10 +126,13 @@ def bench_client(url: str, args) -> dict:
 def bench_library(args, model_dir: Path) -> dict:
     """The library calls behind the handlers, timed in this process (fallback path).
 
-    Unset sizes take the app's CPU defaults (32 windows x 256 tokens, 8 evaluation windows).
+    Unset sizes take the app's defaults (``service.limits``: 16 windows x 128 tokens, 8 evaluation
+    windows).
     """
-    args.n_samples, args.seq_len = args.n_samples or 32, args.seq_len or 256
-    args.eval_windows = args.eval_windows or 8
+    from wanda_viz.service.limits import DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN
+    args.n_samples = args.n_samples or DEFAULT_SAMPLES
+    args.seq_len = args.seq_len or DEFAULT_SEQ_LEN
+    args.eval_windows = args.eval_windows or DEFAULT_EVAL_WINDOWS
     from wanda_viz import (PruneConfig, WeightBackup, generate_text, get_calibration_ids,
                            get_eval_ids, load_model, perplexity, prune_model)
     timings = {}
@@ -149,6 +176,11 @@ def _parse(argv: list[str] | None):
     parser.add_argument("--eval-windows", type=int, default=None,
                         help="perplexity windows (default: the app's default)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--with-sparsegpt", action="store_true",
+                        help="the first result also prunes with SparseGPT (tab 1's checkbox)")
+    parser.add_argument("--first-action", choices=("compare", "prune"), default="compare",
+                        help="compare: tab 1's primary button (magnitude and Wanda); prune: one "
+                             "method (Wanda 50%%), the first action before the comparison")
     parser.add_argument("--model", type=Path, default=None,
                         help="model folder behind the app's 'embedded demo model' entry "
                              "(sets WANDA_VIZ_MODEL; default: assets/demo-model)")
@@ -187,7 +219,7 @@ def _measure(proc, url: str, args, model_dir: Path, data: str, payload: dict) ->
         payload["status"] = f"partly pending: {model_dir} does not exist yet"
     else:
         try:
-            payload["interactions"] = bench_client(url, args)
+            payload["interactions"] = bench_client(url, args, proc.pid)
         except Exception as err:  # noqa: BLE001 - any client failure -> library fallback
             payload["client_error"] = f"{type(err).__name__}: {err}"
             print(f"gradio_client path failed ({payload['client_error']}); "
@@ -202,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     machine = common.machine_info()
     protocol = {"n_samples": args.n_samples, "seq_len": args.seq_len,
                 "eval_windows": args.eval_windows, "max_new_tokens": args.max_new_tokens,
-                "prompt": PROMPT, "repeats": 1, "None": "the app's default"}
+                "prompt": PROMPT, "repeats": 1, "None": "the app's default",
+                "first_result": "/prune: Wanda alone" if args.first_action == "prune" else
+                "/compare: magnitude and Wanda" + (" and SparseGPT" if args.with_sparsegpt else "")
+                + " at the default sparsity",
+                "cpu_s": "user + system CPU seconds of the app process during the step"}
     if not APP.is_file():
         common.write_result(args.out, "bench_app", {"status": "pending: app.py does not exist",
                                                     "protocol": protocol}, machine)

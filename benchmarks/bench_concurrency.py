@@ -1,7 +1,7 @@
 """A short generation's latency while another user's sweep runs, through the app's named API.
 
-The dashboard is served in this process (``build_demo()``, queue as in ``app.py``) on the embedded
-demo model (or ``--model``) with a fresh sweep cache. Two ``gradio_client`` users:
+The dashboard is served in this process (``build_demo()``, ``serve`` as in ``app.py``) on the
+embedded demo model (or ``--model``) with a fresh sweep cache. Two ``gradio_client`` users:
 1. both prune once (Wanda 50%), so each session has windows and a run;
 2. the user generates ``--new-tokens`` tokens ``--repeats`` times on the idle app (baseline);
 3. the other user submits a sweep (``--methods`` x ``--sparsities``, unstructured); as soon as
@@ -38,11 +38,15 @@ def _serve(args, cache_dir: str) -> tuple[object, str]:
                        "GRADIO_ANALYTICS_ENABLED": "False"})
     if args.model:
         os.environ["WANDA_VIZ_MODEL"] = args.model
-    from wanda_viz.ui import build_demo
-    demo = build_demo()
+    from wanda_viz import ui
+    demo = ui.build_demo()
     port = _free_port()
-    demo.queue(max_size=32, default_concurrency_limit=1).launch(  # as app.py does
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    options = dict(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
+                   quiet=True)
+    if hasattr(ui, "serve"):
+        ui.serve(demo, **options)  # as app.py does
+    else:  # an older checkout (the "before" measurement)
+        demo.queue(max_size=32, default_concurrency_limit=1).launch(**options)
     return demo, f"http://127.0.0.1:{port}/"
 
 

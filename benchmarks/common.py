@@ -104,7 +104,9 @@ def machine_info() -> dict:
         "cuda": None,
     }
     from wanda_viz import __version__
+    from wanda_viz.provenance import source_commit
     info["versions"]["wanda_viz"] = __version__
+    info["source"] = source_commit()  # git commit of the code measured (dirty: uncommitted edits)
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info["cuda"] = {"device": props.name, "memory_gib": round(props.total_memory / 2**30, 1),

@@ -28,13 +28,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from wanda_viz import WeightBackup, get_calibration_ids, get_eval_ids, load_model  # noqa: E402
-from wanda_viz.analysis import (collect_activation_report, find_massive_activations,  # noqa: E402
-                                find_outlier_features, layer_magnitude_table)
+from wanda_viz import (WeightBackup, __version__, get_calibration_ids, get_eval_ids,  # noqa: E402
+                       load_model)
+from wanda_viz.analysis import (agreement_takeaway, analyze_layer_scores,  # noqa: E402
+                                collect_activation_report, find_massive_activations,
+                                find_outlier_features, input_norm_peak, input_norm_takeaway,
+                                layer_magnitude_table, outlier_takeaway, strongest_layer)
 from wanda_viz.config import PruneConfig  # noqa: E402
 from wanda_viz.data import default_calibration_source, default_eval_source  # noqa: E402
 from wanda_viz.evaluate import count_eval_windows, perplexity, perplexity_protocol  # noqa: E402
 from wanda_viz.gguf import MODEL_CACHE_ENV, REAL_MODEL  # noqa: E402
+from wanda_viz.provenance import source_commit  # noqa: E402
 from wanda_viz.pruning import prune_model  # noqa: E402
 
 CONFIGS = (  # (label, config): 50% unstructured and 2:4; comparison groups as in the ablation
@@ -113,6 +117,21 @@ def summarize_outliers(report, tokenizer) -> dict:
                     "LLM.int8: |x| >= 6 on >= 6% of the positions of a linear input, in >= 25% of "
                     "the decoder blocks",
     }
+
+
+def summarize_highlights(model, calib_ids, report, calib) -> dict:
+    """What the dashboard's tabs 2 and 3 open on: the most uneven layer, its peak input channel,
+    and how often Wanda keeps what magnitude prunes there (with the takeaway sentences)."""
+    layer = strongest_layer(report)
+    scores = analyze_layer_scores(model, calib_ids, layer, 0.5, calibration=calib)
+    pair = scores.agreement.set_index(["method_a", "method_b"]).loc[("magnitude", "wanda")]
+    return {"strongest_layer": input_norm_peak(report, layer),
+            "magnitude_vs_wanda": {"spearman": float(pair["spearman"]),
+                                   "wanda_keeps_of_magnitude_pruned":
+                                       1.0 - float(pair["share_of_a"])},
+            "outlier_takeaway": outlier_takeaway(report),
+            "input_norm_takeaway": input_norm_takeaway(report, layer),
+            "agreement_takeaway": agreement_takeaway(scores)}
 
 
 def first_prune(model, tokenizer, args, calib_source, eval_source) -> tuple[dict, tuple]:
@@ -225,7 +244,10 @@ def main(argv=None) -> int:
     record = {"model": args.model, "note": args.note, "torch": torch.__version__,
               "threads": args.threads, "cpu_count": os.cpu_count(),
               "platform": platform.platform(), "load_average_start": os.getloadavg(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "source": source_commit(), "wanda_viz": __version__,
+              "command": "python scripts/measure_real_model.py " + " ".join(
+                  sys.argv[1:] if argv is None else argv)}
     record["load"], (model, tokenizer) = measure_loads(args.model)
     print("load", record["load"], flush=True)
     record["first_prune"], state = first_prune(model, tokenizer, args, calib_source, eval_source)
@@ -237,6 +259,7 @@ def main(argv=None) -> int:
         label, args.seq_len, n_windows, count_eval_windows(eval_ids.numel(), args.seq_len))
     record["dense_perplexity"] = dense
     record["outliers"] = summarize_outliers(report, tokenizer)
+    record["highlights"] = summarize_highlights(model, calib_ids, report, calib)
     if not args.skip_configs:
         record["runs"] = run_configs(model, calib_ids, calib, eval_ids, args, backup)
     record["timing_protocol"] = (

@@ -58,9 +58,21 @@ def _activations(payload: dict) -> str:
     return "\n".join(lines) + f"\n\nProtocol: {payload['activations']['protocol']}"
 
 
+def _provenance(payload: dict) -> str:
+    record = payload.get("provenance")
+    if not record:
+        return ("Record: made before the why JSON named its model and commit (see the command "
+                "above it).")
+    source = record.get("source") or {}
+    return (f"Record: model {record.get('model')}, wanda-viz {record.get('wanda_viz')}, commit "
+            f"{source.get('commit', '?')[:7]}{' (uncommitted edits)' if source.get('dirty') else ''}"
+            f"; `{record.get('command', '')}`")
+
+
 def main(path: str) -> None:
     payload = json.loads(open(path, encoding="utf-8").read())
-    print("\n\n".join([_disagreement(payload), _weights(payload), _activations(payload)]))
+    print("\n\n".join([_disagreement(payload), _weights(payload), _activations(payload),
+                        _provenance(payload)]))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from wanda_viz.testing import TINY_VOCAB, make_tiny_model
 
 __all__ = ["WORDS", "SENTENCES", "SETUP", "PRUNE", "make_tokenizer", "make_sentence_tokenizer",
            "make_bpe_tokenizer", "save_tiny_model", "save_sentence_llama", "save_ui_checkpoint",
-           "write_tiny_data", "documented_endpoints", "write_text", "random_text",
-           "prunable_zero_count", "prune_with_ui", "dense_weights"]
+           "write_tiny_data", "synthetic_text", "documented_endpoints", "write_text",
+           "random_text", "prunable_zero_count", "prune_with_ui", "dense_weights"]
 
 WORDS = ("the of and to in a is that for it as was with be by on not he i this are or his from "
          "at which but have an they you were her she there had one all we can their has been "
@@ -37,7 +37,8 @@ UI_WORDS = ("the cat sat on a mat while an old dog slept near the warm fire and 
 SETUP = dict(model_choice="embedded demo model", device="cpu", dtype="float32",
              calib_source="wikitext2-valid", calib_text="", calib_file=None, n_samples=4,
              seq_len=32, seed=0, eval_source="wikitext2", eval_windows=2)
-PRUNE = dict(method="wanda", sparsity=0.5, structure="unstructured", group="default")
+PRUNE = dict(method="wanda", sparsity=0.5, structure="unstructured", group="default",
+             owl=False)
 
 
 # -- tokenizers ------------------------------------------------------------------------------------
@@ -61,7 +62,7 @@ def make_sentence_tokenizer() -> PreTrainedTokenizerFast:
     return _word_tokenizer(sorted(set(SENTENCES.split())), "<unk>", "<eos>")
 
 
-def _synthetic_text(n_words: int, seed: int) -> str:
+def synthetic_text(n_words: int, seed: int) -> str:
     rng = random.Random(seed)
     lines = [" ".join(rng.choice(UI_WORDS) for _ in range(12)) + " ."
              for _ in range(n_words // 12)]
@@ -73,7 +74,7 @@ def make_bpe_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    tokenizer.train_from_iterator([_synthetic_text(600, 0)], trainers.BpeTrainer(
+    tokenizer.train_from_iterator([synthetic_text(600, 0)], trainers.BpeTrainer(
         vocab_size=96, special_tokens=["<|endoftext|>", "<unk>"]))
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
                                    bos_token="<|endoftext|>", pad_token="<|endoftext|>",
@@ -108,8 +109,8 @@ def write_tiny_data(folder: Path) -> Path:
     """A data folder with synthetic ``wikitext-2-raw/wiki.{valid,test}.raw`` files."""
     raw = folder / "wikitext-2-raw"
     raw.mkdir(parents=True, exist_ok=True)
-    (raw / "wiki.valid.raw").write_text(_synthetic_text(3000, 1), encoding="utf-8")
-    (raw / "wiki.test.raw").write_text(_synthetic_text(3000, 2), encoding="utf-8")
+    (raw / "wiki.valid.raw").write_text(synthetic_text(3000, 1), encoding="utf-8")
+    (raw / "wiki.test.raw").write_text(synthetic_text(3000, 2), encoding="utf-8")
     return folder
 
 
@@ -150,12 +151,13 @@ def dense_weights() -> dict:
 
 
 def documented_endpoints() -> set[str]:
-    """The named endpoints each tab module's docstring promises ("Named API endpoint: /x")."""
+    """The named endpoints each tab module's docstring promises ("Named API endpoint: /x"), and
+    the app module's own (/cancel)."""
     import re
 
-    from wanda_viz.ui.app import TABS
+    from wanda_viz.ui import app
     found = set()
-    for tab in TABS:
+    for tab in [*app.TABS, app]:
         doc = " ".join((tab.__doc__ or "").split())
         for match in re.finditer(r"Named API endpoints?: ((?:/\w+(?:,? (?:and )?)?)+)", doc):
             found |= set(re.findall(r"/\w+", match.group(1)))

@@ -1,6 +1,7 @@
 """The dashboard launched in-process and driven through its named API with ``gradio_client``.
 
-One full flow on the tiny checkpoint: /prune -> /outliers -> /sweep (one point) -> /generate, in
+One full flow on the tiny checkpoint: /compare, /prune -> /outliers -> /sweep (one point) ->
+/generate, in
 one client session (the server keeps that session's gr.State between calls), then a second client
 that has not pruned gets a readable error, not another user's results.
 """
@@ -25,19 +26,25 @@ def _client(url: str):
 
 def test_full_flow_through_the_named_api(server):
     client = _client(server)
-    summary, runs, figure = client.predict(**SETUP, **PRUNE, api_name="/prune")
+    takeaway, summary, runs, figure, _sparsity = client.predict(
+        **SETUP, sparsity=0.5, structure="unstructured", api_name="/compare")
+    assert takeaway.startswith("Wanda at 50%: perplexity") and "magnitude:" in takeaway
+    assert [row[0] for row in runs["data"]] == ["magnitude 50%", "wanda 50%"]
+    takeaway, summary, runs, figure, _sparsity = client.predict(**SETUP, **PRUNE,
+                                                                api_name="/prune")
     assert "Dense perplexity" in summary and "reference sampler" in summary
-    assert runs["data"][0][0] == "wanda 50%"
+    assert takeaway.startswith("wanda 50%: perplexity")
+    assert runs["data"][-1][0] == "wanda 50%"
     assert figure is not None
-    magnitudes, heatmap, layers, features, massive, tokens, protocol = client.predict(
+    _takeaway, magnitudes, heatmap, layers, features, massive, tokens, protocol = client.predict(
         api_name="/outliers")
     assert magnitudes is not None and heatmap is not None and len(layers["data"]) == 2
     assert "calibration" in protocol or "windows" in protocol or "seed" in protocol
-    plot, table, protocol, files = client.predict(methods=["wanda"], sparsities=[0.5],
-                                                  structures=["unstructured"], api_name="/sweep")
+    _takeaway, plot, table, protocol, files = client.predict(
+        methods=["wanda"], sparsities=[0.5], structures=["unstructured"], api_name="/sweep")
     labels = [row[0] for row in table["data"]]
     assert labels == ["dense", "wanda 50%"] and len(files) == 3
-    dense, pruned, generation, probs = client.predict(
+    _takeaway, dense, pruned, generation, probs, _protocol = client.predict(
         prompt="the cat sat", run="wanda 50%", max_new_tokens=6, do_sample=False,
         temperature=1.0, top_p=1.0, seed=0, api_name="/generate")
     assert [row[0] for row in generation["data"]] == ["dense", "wanda 50%"]
@@ -45,12 +52,11 @@ def test_full_flow_through_the_named_api(server):
 
 
 def test_a_new_session_does_not_see_other_results(server):
-    from gradio_client.exceptions import AppError
-    other = _client(server)
-    with pytest.raises(AppError, match="Prune a model in tab 1 first"):
+    other = _client(server)  # refused before the queue: gradio_client's ValidationError
+    with pytest.raises(ValueError, match="Prune a model in tab 1 first"):
         other.predict(prompt="the cat sat", run="wanda 50%", max_new_tokens=4, do_sample=False,
                       temperature=1.0, top_p=1.0, seed=0, api_name="/generate")
-    with pytest.raises(AppError, match="not a Hugging Face model id"):
+    with pytest.raises(ValueError, match="not a Hugging Face model id"):
         other.predict(**{**SETUP, "model_choice": "bad id!"}, **PRUNE, api_name="/prune")
 
 
@@ -79,4 +85,4 @@ def test_a_job_waiting_for_the_model_says_so(server):
         MODELS.lock.release()
     assert status.code == Status.PROGRESS
     assert status.progress_data[0].desc.startswith("waiting for the shared model: 1 job(s) ahead")
-    assert [row[0] for row in job.result()[2]["data"]] == ["dense", "wanda 50%"]
+    assert [row[0] for row in job.result()[3]["data"]] == ["dense", "wanda 50%"]

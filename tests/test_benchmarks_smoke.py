@@ -17,7 +17,7 @@ import torch
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["bench_prune", "bench_sequential", "bench_eval", "bench_sweep", "bench_app",
            "bench_scaling", "bench_gpu", "bench_concurrency", "bench_session_memory",
-           "bench_real", "bench_kernel"]
+           "bench_real", "bench_kernel", "bench_app_memory"]
 
 
 def _load(name: str):
@@ -147,3 +147,17 @@ def test_bench_session_memory(tmp_path):
     assert results["before"]["sessions"] == 1 and results["after"]["sessions"] == 2
     assert results["after"]["store_entries"] == 2  # one SparseGPT run per session
     assert results["after"]["records_mb"] < results["before"]["records_mb_scaled"] / 4
+
+
+@pytest.mark.slow
+def test_bench_app_memory_demo_model(tmp_path):
+    """Two sessions of one SparseGPT run each on the demo model; their store entries and
+    Gradio records are gone once the clients closed."""
+    out = tmp_path / "app_memory.json"
+    _load("bench_app_memory").main(["--model-choice", "embedded demo model", "--sessions", "2",
+                                    "--runs", "1", "--n-samples", "2", "--seq-len", "16",
+                                    "--eval-windows", "1", "--threads", "1", "--configs",
+                                    "after", "--out", str(out)])
+    after = _check(out, "bench_app_memory")["results"]["after"]
+    assert after["all_sessions"]["store_entries"] == 2
+    assert after["ended"]["store_entries"] == 0 and after["ended"]["gradio_sessions"] == 0

@@ -128,6 +128,8 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
                        sparsities=[0.5, 0.6], structures=["unstructured"])
     assert type(err.value).__name__ == "Error"  # gr.Error: shown to the user, app keeps serving
     assert "has 6 pruned points" in str(err.value)
+    assert "This fits: magnitude, wanda and sparsegpt at 50% (3 points)" in \
+        str(err.value)  # a subset within the cap
     assert MODELS.loaded() == []  # refused before the model was even loaded
 
 
@@ -154,7 +156,21 @@ def test_long_jobs_have_their_own_queue_and_show_progress(app_env):
     long_jobs = _point_runner_jobs()
     assert {"sweep", "ablation", "why"} <= long_jobs  # the reading itself works
     for name, fn in events.items():
+        if name == "cancel":  # no model work: answered at once, outside both queues
+            assert not fn.queue
+            continue
         group = "long" if name in long_jobs else "gpu"
         assert (fn.concurrency_id, fn.concurrency_limit) == (group, 1), name
         assert fn.show_progress != "hidden", name  # Gradio shows the queue position
         assert fn.tracks_progress, name  # the handler's gr.Progress reaches the browser
+
+
+def test_every_long_job_has_a_cancel_button(app_env):
+    """Each job that evaluates points (the point runner's jobs) is cancelled by some button."""
+    from wanda_viz.ui import build_demo
+    demo = build_demo()
+    fns = list(demo.fns.values())
+    cancelled = {target for fn in fns for target in (getattr(fn, "cancels", None) or [])}
+    long_ids = {fn.api_name: fn._id for fn in fns if fn.api_name in _point_runner_jobs()}
+    assert {"sweep", "ablation", "why", "sinks"} <= set(long_ids)
+    assert {name for name, fn_id in long_ids.items() if fn_id not in cancelled} == set()

@@ -14,19 +14,21 @@ from wanda_viz import PruneConfig, prune_model
 from wanda_viz.analysis import (GenerationComparison, analyze_layer_scores,
                                 collect_activation_report, compare_group_masks)
 from wanda_viz.evaluate import GenerationResult
+from wanda_viz.figures import (METHOD_COLORS, figure_protocol, plot_generation_probs,
+                               plot_group_ablation, plot_input_norms, plot_layer_magnitudes,
+                               plot_layer_sparsity, plot_mask_categories, plot_residual_heatmap,
+                               plot_row_sparsity, plot_score_histograms, plot_sweep,
+                               write_sweep_report)
 from wanda_viz.pruning.registry import METHOD_NAMES
-from wanda_viz.figures import (METHOD_COLORS, plot_generation_probs, plot_group_ablation,
-                               plot_input_norms, plot_layer_magnitudes, plot_layer_sparsity,
-                               plot_mask_categories, plot_residual_heatmap, plot_row_sparsity,
-                               plot_score_histograms, plot_sweep, write_sweep_report)
 
 LAYER = "model.layers.1.mlp.down_proj"
 
 
 def _caption(fig: go.Figure) -> str:
+    """The figure's short caption and its full protocol (``figure_protocol``)."""
     caption = fig.layout.title.subtitle.text
-    assert caption, "every figure carries the protocol as its subtitle"
-    return caption
+    assert caption, "every figure carries a short caption as its subtitle"
+    return f"{caption} {figure_protocol(fig)}"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,8 @@ def test_group_ablation_figure():
     fig = plot_group_ablation(table, protocol="wikitext2 test, seq_len 16")
     assert len(fig.data) == 2 and list(fig.data[0].x) == ["per-row", "per-layer"]
     assert fig.data[1].marker.color == METHOD_COLORS["magnitude"]
+    assert fig.layout.shapes[0].line.dash == "dash" and fig.layout.annotations[-1].text == \
+        "dense 10.0"
     assert "perplexity" in fig.layout.yaxis.title.text and "seq_len 16" in _caption(fig)
 
 

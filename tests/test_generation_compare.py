@@ -65,3 +65,19 @@ def test_separate_model_object_as_variant(model_and_tokenizer):
     assert len(comparison.results["copy 50%"].token_ids) == 4
     with pytest.raises(ValueError, match="reserved"):
         compare_generations(model, tokenizer, PROMPT, {"dense": other})
+
+
+def test_chat_template_wraps_the_prompt_as_a_user_message(model_and_tokenizer):
+    from wanda_viz.evaluate import _prompt_ids, generate_text, has_chat_template
+    model, tokenizer = model_and_tokenizer
+    assert not has_chat_template(tokenizer)
+    with pytest.raises(ValueError, match="no chat template"):
+        generate_text(model, tokenizer, PROMPT, max_new_tokens=2, chat=True)
+    tokenizer.chat_template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}"
+                               "{% endfor %}{% if add_generation_prompt %} [assistant]{% endif %}")
+    ids = _prompt_ids(tokenizer, PROMPT, chat=True).input_ids[0].tolist()
+    templated = f"[user] {PROMPT} [assistant]"
+    assert ids == tokenizer(templated, add_special_tokens=False).input_ids
+    assert _prompt_ids(tokenizer, PROMPT, chat=False).input_ids[0].tolist() != ids
+    comparison = compare_generations(model, tokenizer, PROMPT, {}, max_new_tokens=3, chat=True)
+    assert comparison.settings["chat"] is True and len(comparison.dense.token_ids) == 3

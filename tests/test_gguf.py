@@ -47,7 +47,8 @@ def test_complete_float_copy_is_reused_without_dequantizing(tmp_path, monkeypatc
     file.write_bytes(b"x")
     target = gguf.float_copy_dir(file)
     target.mkdir(parents=True)
-    (target / gguf._COMPLETE).write_text("m.gguf")
+    (target / "config.json").write_text("{}")
+    gguf._write_marker(target, file)  # a complete copy: its marker records its files
     monkeypatch.setattr(gguf, "_dequantize_to", lambda *a: pytest.fail("dequantized again"))
     assert gguf.ensure_float_copy(file) == target
 
@@ -62,7 +63,6 @@ def test_partial_copy_is_replaced_atomically(tmp_path, monkeypatch):
 
     def fake_dequantize(path, staging):
         (staging / "config.json").write_text("{}")
-        (staging / gguf._COMPLETE).write_text(path.name)
     monkeypatch.setattr(gguf, "_dequantize_to", fake_dequantize)
     assert gguf.ensure_float_copy(file) == target
     assert sorted(p.name for p in target.iterdir()) == ["config.json", gguf._COMPLETE]
@@ -83,11 +83,15 @@ def test_clear_quantization_removes_every_marker():
     assert isinstance(next(model.parameters()), torch.nn.Parameter)
 
 
-def test_sweep_fingerprint_of_a_gguf_is_its_content(tmp_path):
+def test_sweep_fingerprint_of_a_gguf_is_its_content(tmp_path, monkeypatch):
     from wanda_viz.points import model_fingerprint
+    monkeypatch.setenv(gguf.MODEL_CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(gguf, "_dequantize_to",
+                        lambda path, staging: (staging / "config.json").write_text("{}"))
     file = tmp_path / "m.gguf"
     file.write_bytes(b"weights v1")
     first = model_fingerprint(str(file))
-    assert first["fingerprint"] == "gguf:" + hashlib.sha256(b"weights v1").hexdigest()
+    assert first["fingerprint"].startswith(
+        "gguf:" + hashlib.sha256(b"weights v1").hexdigest() + ":float:")
     file.write_bytes(b"weights v2!")
     assert model_fingerprint(str(file))["fingerprint"] != first["fingerprint"]

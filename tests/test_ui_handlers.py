@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from wanda_viz.analysis import readable_number
+
 from helpers import PRUNE, SETUP, dense_weights, documented_endpoints, save_ui_checkpoint
 from helpers import prune_with_ui as _prune
 from wanda_viz.pruning.registry import METHOD_NAMES
@@ -36,14 +38,16 @@ def test_prune_fills_every_view_and_keeps_the_cached_model_dense(app_env):
     from wanda_viz.layers import WeightBackup
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import generate, outliers, scores
+    from wanda_viz.analysis import strongest_layer
     out = _prune()
     session, summary, runs, figure = out["session"], out["summary"], out["runs"], \
-        out["sparsity_fig"]
+        out["ppl_fig"]
     assert list(session.runs) == ["wanda 50%"]
     assert "Perplexity protocol" in summary and "seq_len 32" in summary and "no speedup" in \
         summary.replace("neither faster", "no speedup")
     assert runs.loc[0, "achieved sparsity"] == pytest.approx(0.5)
     assert isinstance(figure, go.Figure)
+    assert out["sparsity_fig"].visible is False  # every layer at 50%: nothing to show
     (entry,) = MODELS._models.values()
     dense = WeightBackup(entry.model).weights
     assert all(torch.equal(dense[name], w) for name, w in entry.backup.weights.items())
@@ -52,7 +56,40 @@ def test_prune_fills_every_view_and_keeps_the_cached_model_dense(app_env):
     assert isinstance(views["magnitudes"], go.Figure) and isinstance(views["heatmap"], go.Figure)
     assert len(views["tokens"]) == 32  # one highlighted token per position of the window
     run_pick, layer_pick = generate.on_runs(session)["run"], scores.on_layers(session)["layer"]
-    assert run_pick.value == "wanda 50%" and layer_pick.value.startswith("model.layers.0")
+    assert run_pick.value == "wanda 50%"
+    assert layer_pick.value == strongest_layer(session.report)  # where the norms are most uneven
+
+
+def test_compare_prunes_magnitude_and_wanda_on_the_same_windows_and_says_so(app_env):
+    from wanda_viz.service import Session
+    from wanda_viz.ui.tabs import model
+    out = model.on_compare(Session(), **SETUP, sparsity=0.5, structure="unstructured")
+    session = out["session"]
+    assert list(session.runs) == ["magnitude 50%", "wanda 50%"]
+    dense, runs = session.dense_perplexity, session.runs
+    wanda, magnitude = runs["wanda 50%"].perplexity, runs["magnitude 50%"].perplexity
+    takeaway = out["takeaway"]
+    assert takeaway.startswith(f"Wanda at 50%: perplexity **{readable_number(wanda)}** "
+                               f"({wanda / dense:.1f}x dense {readable_number(dense)})")
+    assert f"magnitude: **{readable_number(magnitude)}** ({magnitude / dense:.1f}x)" in takeaway
+    table = out["runs"].set_index("run")
+    assert table.loc["wanda 50%", "x dense"] == pytest.approx(wanda / dense, abs=0.01)
+    bars = out["ppl_fig"]
+    assert [t.name for t in bars.data] == ["magnitude 50%", "wanda 50%"]
+    assert bars.layout.annotations[-1].text == f"dense {readable_number(dense)}"
+    assert [t.text[0] for t in bars.data] == [f"{readable_number(v)} ({v / dense:.1f}x)"
+                                              for v in (magnitude, wanda)]
+    assert "SparseGPT" not in takeaway  # one control away: the checkbox adds it
+    out = model.on_compare(session, **SETUP, sparsity=0.5, structure="unstructured",
+                           with_sparsegpt=True)
+    assert "SparseGPT:" in out["takeaway"] and "sparsegpt 50%" in out["session"].runs
+
+
+def test_owl_shows_the_per_layer_sparsity_map(app_env):
+    out = _prune(owl=True)
+    assert list(out["session"].runs) == ["wanda 50% OWL"]
+    assert out["sparsity_fig"].visible is True
+    assert isinstance(out["sparsity_fig"].value, dict | go.Figure)
 
 
 def test_preset_runs_three_methods_on_the_same_windows(app_env):
@@ -80,20 +117,24 @@ def test_scores_masks_ablation_sweep_and_generation(app_env):
     out = masks.on_render(out["session"])
     assert isinstance(out["row_sparsity"], go.Figure) and isinstance(out["categories"], go.Figure)
     assert "disagree" in out["text"]
-    ablation = masks.on_ablation(session, sparsity=0.5)["ablation"]
-    assert set(ablation["group"]) == {"-", "row", "layer", "input"}
+    out = masks.on_ablation(session, sparsity=0.5)
+    assert set(out["ablation"]["comparison group"]) == {"-", "row", "layer", "input"}
+    assert out["ablation_takeaway"].startswith("At 50%: Wanda: per row ")
     out = sweep.on_sweep(session, methods=["magnitude", "wanda"], sparsities=[0.5],
                          structures=["unstructured"])
-    assert list(out["table"]["label"]) == ["dense", "magnitude 50%", "wanda 50%"]
+    assert list(out["table"]["run"]) == ["dense", "magnitude 50%", "wanda 50%"]
+    assert out["takeaway"].startswith("One sparsity only: at 50%, Wanda ")
     assert [Path(f).suffix for f in out["files"]] == [".csv", ".json", ".html"]
     again = sweep.on_sweep(session, methods=["magnitude", "wanda"], sparsities=[0.5],
                            structures=["unstructured"])["table"]
-    assert again["cached"].all()  # extending or repeating reads the on-disk cache
+    assert again["from cache"].all()  # extending or repeating reads the on-disk cache
     out = generate.on_generate(session, prompt="the cat sat", run="wanda 50%", max_new_tokens=8,
                                do_sample=False, temperature=1.0, top_p=1.0, seed=0)
     dense, pruned = out["dense"], out["pruned"]
     assert dense[0] == ("the cat sat", None) and 2 <= len(dense) <= 9 and 2 <= len(pruned) <= 9
-    assert list(out["table"]["variant"]) == ["dense", "wanda 50%"]
+    assert list(out["table"]["model"]) == ["dense", "wanda 50%"]
+    assert "differ only by noise" in out["takeaway"]  # tokens/s: same dense kernels
+    assert generate.on_runs(session)["chat"] is False  # the tiny tokenizer has no chat template
     assert isinstance(out["probs"], go.Figure)
 
 

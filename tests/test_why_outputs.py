@@ -15,7 +15,8 @@ def setup():
     return planted_setup()
 
 
-def test_figures(setup, make_runner):
+def test_figures(setup, make_runner, monkeypatch):
+    from wanda_viz.figures import figure_protocol
     from wanda_viz.figures.why import (OUTLIER_COLOR, plot_activation_intervention,
                                        plot_channel_intervention, plot_disagreement_by_layer,
                                        plot_disagreement_vs_norm)
@@ -28,21 +29,26 @@ def test_figures(setup, make_runner):
     layer = "model.layers.0.mlp.up_proj"
     one = plot_disagreement_vs_norm(result.disagreement, layer)
     assert len(one.data[0].x) == 32 and layer in one.layout.title.text
-    assert "per output row" in one.layout.title.subtitle.text
+    assert "per output row" in figure_protocol(one)
     thin = plot_disagreement_vs_norm(result.disagreement, max_points=100)
     top = int(result.disagreement.channels["top_channel"].sum())
     assert top <= len(thin.data[0].x) <= 100 + top
-    assert "Shown:" in thin.layout.title.subtitle.text
+    assert "Shown:" in thin.layout.title.subtitle.text and "Shown:" in figure_protocol(thin)
     with pytest.raises(ValueError, match="not in the report"):
         plot_disagreement_vs_norm(result.disagreement, "nope")
     by_layer = plot_disagreement_by_layer(result.disagreement)
     assert len(by_layer.data[0].x) == len(result.disagreement.layers) - 1
+    import wanda_viz.figures.why as why_figures
+    monkeypatch.setattr(why_figures, "_BARS_UP_TO", 4)  # a real LLM's hundreds of layers: a map
+    grid = plot_disagreement_by_layer(result.disagreement)
+    assert grid.data[0].type == "heatmap" and "mlp.down_proj" in list(grid.data[0].y)
+    assert list(grid.data[0].x) == ["0", "1"]  # decoder blocks
     cut = plot_channel_intervention(result.weights)
     names = [t.name for t in cut.data]
     assert names[-1].startswith("dense") and any("seeds" in n for n in names)
     outlier = next(t for t in cut.data if t.line.color == OUTLIER_COLOR)
     assert list(outlier.x) == [1, 2]
-    assert cut.layout.yaxis.type == "log" and "perplexity:" in cut.layout.title.subtitle.text
+    assert cut.layout.yaxis.type == "log" and "perplexity:" in figure_protocol(cut)
     bars = plot_activation_intervention(result.activations)
     assert list(bars.data[0].y) == result.activations.table["perplexity"].tolist()
 
@@ -63,6 +69,10 @@ def test_why_command(tmp_path, capsys):
     assert "5 perplexity points computed, 0 from cache" in out   # dense, 2 outlier, 2 random
     payload = json.loads((tmp_path / "why.json").read_text())
     assert len(payload["weights"]["rows"]) == 5 and payload["activations"]["rows"] == []
+    provenance = payload["provenance"]  # the file names its model, settings and code
+    assert provenance["model"] == str(folder) and provenance["settings"]["ks"] == [1, 2]
+    assert provenance["settings"]["calibration"]["n_samples"] == 4
+    assert len(provenance["source"]["commit"]) == 40 and "why --model" in provenance["command"]
     assert (tmp_path / "why_channels.csv").is_file()
     assert main(base) == 0
     assert "0 perplexity points computed, 5 from cache" in capsys.readouterr().out

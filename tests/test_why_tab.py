@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from wanda_viz.analysis import readable_number
+
 from helpers import PRUNE, SETUP
 
 
@@ -32,14 +34,23 @@ def test_three_steps_after_a_prune(app_env):
     named = why.on_why(session, **preset)
     result = named["session"].why
     assert set(named) == {"session", *why.OUTPUTS}
-    assert "Protocol:" in named["summary"] and "top 1%" in named["summary"]
+    assert "top 1%" in named["summary"] and "Protocol:" in named["summary_protocol"]
     assert named["layer"].choices[0][0] == why.ALL_LAYERS
     for name in ("scatter", "by_layer", "weights_fig"):
         assert isinstance(named[name], go.Figure)
-    assert list(named["weights"]["kind"]) == ["dense"] + ["outlier"] * 3 + ["random"] * 3
+    assert list(named["weights"]["channels cut"]) == ["dense"] + ["outlier"] * 3 + ["random"] * 3
+    table = result.weights.table
+    dense = float(table.loc[table["kind"] == "dense", "perplexity"].iloc[0])
+    cut = float(table.loc[(table["kind"] == "outlier") & (table["k"] == 1), "perplexity"].iloc[0])
+    assert named["weights_takeaway"].startswith(  # the sentence carries the result's numbers
+        "Zeroing the weights that read the **1** largest-norm input channel of every layer")
+    assert f"from {readable_number(dense)} to **{readable_number(cut)}**" in \
+        named["weights_takeaway"]
+    assert "no massive activations" in named["activations_takeaway"]
+    assert "Estimate: about" in why.on_estimate(session, ks=[1, 2], seeds=1)["estimate"]
     assert "perplexity:" in named["weights_protocol"]
     # a random tiny model has no massive activations: step 3 says so instead of a figure
-    assert named["activations_fig"] is None and "no massive activations" in \
+    assert named["activations_fig"].visible is False and "no massive activations" in \
         named["activations_protocol"]
     assert {p.rsplit("/", 1)[1] for p in named["files"]} >= {"why.csv", "why.json"}
     (entry,) = MODELS._models.values()
@@ -83,7 +94,7 @@ def test_why_through_the_named_api(tmp_path):
         client.predict(**SETUP, **PRUNE, api_name="/prune")
         outputs = client.predict(sparsity=0.5, ks=[1, 2], seeds=1, api_name="/why")
     named = dict(zip(why.OUTPUTS, outputs))   # the session (a gr.State) is not part of the API
-    assert "top 1%" in named["summary"] and "Protocol:" in named["summary"]
+    assert "top 1%" in named["summary"] and "Protocol:" in named["summary_protocol"]
     assert [row[0] for row in named["weights"]["data"]] == ["dense", "outlier", "outlier",
                                                             "random", "random"]
     assert "perplexity:" in named["weights_protocol"]

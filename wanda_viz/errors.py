@@ -1,6 +1,10 @@
 """Which failures a user caused or can fix, and the one-line message they get: ONE policy for the
 command line and the dashboard (bad input, refused model, offline hub, missing data, out of memory
 on a GPU or on the CPU). Anything else is a bug and propagates with its traceback.
+
+Bad input names its field: ``FieldError(field, message)`` (a ``ValueError``, so the policy below
+gives its message) carries the parameter the message belongs to; the dashboard's validators show
+it under that input before the request is queued (``ui/validation.py``).
 """
 from __future__ import annotations
 
@@ -8,12 +12,20 @@ import torch
 
 from .cancel import Cancelled
 
-__all__ = ["OOM_MESSAGE", "CANCELLED_MESSAGE", "user_message"]
+__all__ = ["OOM_MESSAGE", "CANCELLED_MESSAGE", "FieldError", "user_message"]
 
 OOM_MESSAGE = ("out of memory: use fewer or shorter calibration windows, fewer evaluation "
                "windows, a smaller batch size, float16/bfloat16, offloading or a smaller model")
 CANCELLED_MESSAGE = "cancelled: finished points are kept (cached) and the model is dense again"
 _MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+class FieldError(ValueError):
+    """Bad input of one field (``field``: the handler's parameter name, e.g. "calib_text")."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def user_message(err: BaseException) -> str | None:

@@ -19,7 +19,7 @@ from .cancel import CancelToken, check_cancelled
 from .layers import model_context_length, model_device, resolve_seq_len
 
 __all__ = ["evaluate", "perplexity", "perplexity_protocol", "eval_protocol", "count_eval_windows",
-           "GenerationResult", "generate_text"]
+           "GenerationResult", "generate_text", "has_chat_template"]
 
 
 def count_eval_windows(n_tokens: int, seq_len: int, max_windows: int | None = None) -> int:
@@ -111,19 +111,36 @@ class GenerationResult:
 
 
 @torch.no_grad()
+def has_chat_template(tokenizer) -> bool:
+    """Whether the tokenizer carries a chat template (instruct and chat models do)."""
+    return getattr(tokenizer, "chat_template", None) is not None
+
+
+def _prompt_ids(tokenizer, prompt: str, chat: bool):
+    if not chat:
+        return tokenizer(prompt, return_tensors="pt")
+    if not has_chat_template(tokenizer):
+        raise ValueError("this model's tokenizer has no chat template: turn the chat template off")
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+    return tokenizer(text, return_tensors="pt", add_special_tokens=False)  # the template has them
+
+
 def generate_text(model: nn.Module, tokenizer, prompt: str, *, max_new_tokens: int = 40,
                   do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-                  seed: int = 0) -> GenerationResult:
+                  seed: int = 0, chat: bool = False) -> GenerationResult:
     """Greedy (default) or seeded sampling continuation of ``prompt``.
 
     Sampling is reproducible: the RNG is forked and seeded, so global state is left untouched.
+    ``chat``: wrap the prompt as a user message with the tokenizer's chat template (instruct
+    models answer a question instead of continuing it).
     """
     if not prompt or not prompt.strip():
         raise ValueError("the prompt is empty")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     device = model_device(model)
-    inputs = tokenizer(prompt, return_tensors="pt").to(device)
+    inputs = _prompt_ids(tokenizer, prompt, chat).to(device)
     context = model_context_length(model)
     if context is not None and inputs.input_ids.shape[1] + max_new_tokens > context:
         raise ValueError(f"prompt ({inputs.input_ids.shape[1]} tokens) + {max_new_tokens} new "

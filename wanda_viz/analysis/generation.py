@@ -91,13 +91,15 @@ def _apply(variant: Variant, model: nn.Module) -> nn.Module:
 def compare_generations(model: nn.Module, tokenizer, prompt: str,
                         variants: Mapping[str, Variant], *, max_new_tokens: int = 40,
                         do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-                        seed: int = 0, dense: WeightBackup | None = None) -> GenerationComparison:
+                        seed: int = 0, chat: bool = False,
+                        dense: WeightBackup | None = None) -> GenerationComparison:
     """Generate ``prompt`` with the dense model and every pruned variant, same settings.
 
     Args:
         model: the model object shared by the weight-state variants.
         variants: name -> ``WeightBackup`` of pruned weights, callable(model) that applies a
             pruned state, or a separate model object. The name "dense" is reserved.
+        chat: apply the tokenizer's chat template to the prompt (instruct models).
         dense: the dense weights; None = the model's current weights (taken before anything
             is applied). The model is left in this dense state on return.
     Returns:
@@ -106,7 +108,7 @@ def compare_generations(model: nn.Module, tokenizer, prompt: str,
     if "dense" in variants:
         raise ValueError("the variant name 'dense' is reserved for the dense model")
     settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
-                "temperature": temperature, "top_p": top_p, "seed": seed}
+                "temperature": temperature, "top_p": top_p, "seed": seed, "chat": chat}
     dense = dense or WeightBackup(model)
     comparison = GenerationComparison(prompt=prompt, settings=settings)
     try:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ..points import PointRunner
+from ..provenance import source_commit
 from .export import export_table, table_to_records
 from .outliers import collect_activation_report, find_massive_activations
 from .why import TOP_SHARE, DisagreementReport, model_disagreement
@@ -101,8 +102,11 @@ def run_why(runner: PointRunner, spec: WhySpec = WhySpec(), *, tokenizer=None,
 
 
 def export_why(result: WhyResult, *, out_json: str | Path | None = None,
-               out_csv: str | Path | None = None) -> list[Path]:
+               out_csv: str | Path | None = None, provenance: dict | None = None) -> list[Path]:
     """Write the results; every table carries its protocol.
+
+    ``provenance`` (the model, the settings) goes to the JSON's "provenance" record together with
+    the code's git commit and version, so that the file says what produced it.
 
     CSV: ``out_csv`` holds the per-layer disagreement; ``<stem>_channels.csv`` (every channel),
     ``<stem>_weights.csv`` and ``<stem>_activations.csv`` go next to it (``export_table``).
@@ -123,6 +127,9 @@ def export_why(result: WhyResult, *, out_json: str | Path | None = None,
         payload["top_channels"] = {"protocol": result.disagreement.protocol(),
                                    "rows": table_to_records(channels[channels["top_channel"]])}
         payload["massive"] = {"rows": table_to_records(result.massive)}
+        from .. import __version__  # at call time: the package __init__ has finished by then
+        payload["provenance"] = {**(provenance or {}), "source": source_commit(),
+                                 "wanda_viz": __version__}
         if result.activation_note:
             payload["activations"] = {"note": result.activation_note, "rows": []}
         path = Path(out_json)

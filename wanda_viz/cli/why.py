@@ -117,6 +117,14 @@ def run(args) -> int:
         rows.append(table[table["intervention"] != "dense"])
     cached = sum(int(t["cached"].sum()) for t in rows)
     print(f"\n{sum(len(t) for t in rows) - cached} perplexity points computed, {cached} from cache")
-    for path in export_why(result, out_json=args.out_json, out_csv=args.out_csv):
+    setup = runner.setup
+    settings = {"calibration": setup.calibration, "evaluation": setup.eval_label,
+                "seq_len": setup.seq_len, "max_eval_windows": evaluation.max_windows,
+                "sparsity": args.sparsity, "ks": list(spec.channels.ks),
+                "seeds": list(spec.channels.seeds), "top_share": args.top_share}
+    provenance = {"model": args.model or "embedded demo model", "settings": settings,
+                  "command": "python -m wanda_viz " + " ".join(getattr(args, "argv", []))}
+    for path in export_why(result, out_json=args.out_json, out_csv=args.out_csv,
+                           provenance=provenance):
         print(f"wrote {path}")
     return 0

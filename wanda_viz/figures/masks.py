@@ -12,8 +12,10 @@ from plotly.subplots import make_subplots
 
 from ..analysis.groups import CATEGORY_LABELS, GroupComparison
 from ..analysis.scores import ScoreReport
+from ..analysis.takeaways import readable_number
 from ..pruning.registry import METHODS
-from ._style import CATEGORY_COLORS, METHOD_COLORS, finish_figure, method_color
+from ._style import (CATEGORY_COLORS, METHOD_COLORS, add_dense_line, apply_log_axis,
+                     finish_figure, method_line, method_pattern)
 
 __all__ = ["plot_score_histograms", "plot_row_sparsity", "plot_mask_categories",
            "plot_group_ablation"]
@@ -53,25 +55,30 @@ def plot_score_histograms(report: ScoreReport, *, bins: int = 80) -> go.Figure:
         centres, counts, zeros = _log_histogram(report.scores[method], bins)
         excluded.append(f"{method} {zeros}")
         fig.add_trace(go.Scatter(x=centres, y=counts, name=method, mode="lines",
-                                 line={"shape": "hvh", "color": method_color(method)},
-                                 fill="tozeroy"), row=row, col=1)
+                                 line=method_line(method, shape="hvh"), fill="tozeroy"),
+                      row=row, col=1)
         info = report.thresholds[method]
+        lines = [info["median"]]
         if info["median"] == info["median"]:  # not NaN
             fig.add_vline(x=info["median"], line_color="#222222", row=row, col=1)
         if info["group"] in ("row", "input", "block") and info["min"] == info["min"]:
+            lines += [info["min"], info["max"]]
             for value in (info["min"], info["max"]):
                 fig.add_vline(x=value, line_dash="dot", line_color="#777777", row=row, col=1)
-        fig.update_xaxes(type="log", title_text=f"score ({_SCORE_UNITS.get(method, '')}, log)",
+        apply_log_axis(fig, "x", [*centres, *(v for v in lines if v == v)], row=row, col=1)
+        fig.update_xaxes(title_text=f"score ({_SCORE_UNITS.get(method, '')}, log scale)",
                          row=row, col=1)
-        fig.update_yaxes(title_text="weights (count)", row=row, col=1)
-    caption = (f"{report.layer} {report.shape[0]}x{report.shape[1]}, dense model; thresholds at "
-               f"{report.sparsity:.0%} sparsity in each method's comparison group; zero scores "
-               f"left out ({', '.join(excluded)}). SparseGPT saliency on the dense weight with 1% "
-               "damping (first-block view).")
+        fig.update_yaxes(title_text="weights", row=row, col=1)
+    protocol = (f"{report.layer} {report.shape[0]}x{report.shape[1]}, dense model; thresholds at "
+                f"{report.sparsity:.0%} sparsity in each method's comparison group; zero scores "
+                f"left out ({', '.join(excluded)}). SparseGPT saliency on the dense weight with 1% "
+                "damping (first-block view).")
     fig = finish_figure(fig, title=f"Score distributions of {report.layer}",
-                        x_title=None, y_title=None, caption=caption,
+                        x_title=None, y_title=None, protocol=protocol,
+                        caption=f"Solid line: the threshold at {report.sparsity:.0%} sparsity "
+                                "(per-row groups: the median; dotted: min and max).",
                         height=260 * len(methods) + 60)
-    fig.update_layout(margin_t=fig.layout.margin.t + 25)  # room for the first panel's title
+    fig.update_layout(margin_t=fig.layout.margin.t + 25, showlegend=False)
     return fig
 
 
@@ -83,14 +90,17 @@ def plot_row_sparsity(comparison: GroupComparison, *, layer: str = "",
     Returns:
         Figure with one histogram trace.
     """
+    # Wanda's colour: these are Wanda scores, thresholded once per layer instead of per row.
     fig = go.Figure(go.Histogram(x=comparison.row_sparsity_layer_mask.tolist(), nbinsx=bins,
-                                 name="per-layer mask", marker={"color": "#EE6677"}))
-    fig.add_vline(x=comparison.sparsity, line_dash="dash", line_color="#4477AA",
-                  annotation_text="per-row mask (every row)")
+                                 name="one threshold per layer",
+                                 marker={"color": METHOD_COLORS["wanda"]}))
+    fig.add_vline(x=comparison.sparsity, line_dash="dash", line_color="#222222",
+                  annotation_text="per row: every row")
+    fig.update_xaxes(tickformat=".0%")
     return finish_figure(
         fig, title=f"Row sparsity under one threshold per layer{' - ' + layer if layer else ''}",
-        x_title="pruned share of the row (fraction of weights)", y_title="output rows (count)",
-        caption=f"target sparsity {comparison.sparsity:.0%}; the masks disagree on "
+        x_title="pruned share of the row", y_title="output rows (count)",
+        caption=f"Target sparsity {comparison.sparsity:.0%}; the masks disagree on "
                 f"{comparison.disagreement:.2%} of the weights.")
 
 
@@ -121,7 +131,7 @@ def plot_mask_categories(comparison: GroupComparison, *, layer: str = "", row_st
         fig, title=f"Per-row vs per-layer mask{' - ' + layer if layer else ''}",
         x_title="input channel (index)", y_title="output row (index)",
         caption=f"{comparison.sparsity:.0%} sparsity, same scores; whole layer: "
-                + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".")
+                + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ".")
 
 
 def plot_group_ablation(table: pd.DataFrame, *, protocol: str = "") -> go.Figure:
@@ -136,15 +146,16 @@ def plot_group_ablation(table: pd.DataFrame, *, protocol: str = "") -> go.Figure
     pruned = table[table["method"] != "dense"]
     for method, part in pruned.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=[f"per-{g}" for g in part["group"]], y=part["perplexity"],
-                             name=method, marker={"color": method_color(method)},
-                             text=[f"{p:.2f}" for p in part["perplexity"]],
-                             textposition="outside"))
+                             name=method, marker=method_pattern(method),
+                             text=[readable_number(p) for p in part["perplexity"]],
+                             textposition="outside", cliponaxis=False))
     dense = table[table["method"] == "dense"]
     if len(dense):
-        fig.add_hline(y=float(dense["perplexity"].iloc[0]), line_dash="dash",
-                      line_color=METHOD_COLORS["dense"], annotation_text="dense")
+        value = float(dense["perplexity"].iloc[0])
+        add_dense_line(fig, value, f"dense {readable_number(value)}")
     sparsity = pruned["sparsity"].iloc[0] if len(pruned) else 0.0
     fig.update_layout(barmode="group")
     return finish_figure(fig, title=f"Comparison-group ablation at {sparsity:.0%} sparsity",
-                         x_title="comparison group", y_title="perplexity (exp NLL/token)",
-                         caption=protocol or "perplexity by the reference protocol")
+                         x_title="comparison group", y_title="perplexity",
+                         caption="Lower is better; dashed: the dense model.",
+                         protocol=protocol or "perplexity by the reference protocol")

@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 
 from ..analysis.generation import GenerationComparison
 from ..result import PruneResult
-from ._style import METHOD_COLORS, STRUCTURE_SYMBOLS, finish_figure, method_color, method_dash
+from ._style import (METHOD_COLORS, STRUCTURE_SYMBOLS, finish_figure, method_color, method_line,
+                     method_marker, plain_number)
 
 __all__ = ["plot_sweep", "plot_layer_sparsity", "plot_generation_probs", "sweep_caption"]
 
@@ -48,8 +49,9 @@ def plot_sweep(table: pd.DataFrame, *, log_y: bool = True) -> go.Figure:
         if len(lines):
             fig.add_trace(go.Scatter(
                 x=lines["sparsity"], y=lines["perplexity"], name=method, mode="lines+markers",
-                line={"color": color, "dash": method_dash(method)}, legendgroup=method,
-                hovertemplate=method + " %{x:.0%}: ppl %{y:.4g}<extra></extra>"))
+                line=method_line(method, width=2.5), marker=method_marker(method, size=9),
+                legendgroup=method,
+                hovertemplate=method + " %{x:.0%}: perplexity %{y:,.4r}<extra></extra>"))
         for structure, points in part[part["structure"] != "unstructured"].groupby("structure"):
             fig.add_trace(go.Scatter(
                 x=points["sparsity"], y=points["perplexity"], name=f"{method} {structure}",
@@ -57,21 +59,24 @@ def plot_sweep(table: pd.DataFrame, *, log_y: bool = True) -> go.Figure:
                 marker={"color": color, "size": 12,
                         "symbol": STRUCTURE_SYMBOLS.get(structure, "star"),
                         "line": {"color": "#000000", "width": 1}},
-                hovertemplate=f"{method} {structure}: ppl %{{y:.4g}}<extra></extra>"))
+                hovertemplate=f"{method} {structure}: perplexity %{{y:,.4r}}<extra></extra>"))
     dense = table[table["method"] == "dense"]
     if len(dense):
         # A trace, not add_hline: hline annotations are misplaced on log axes (y read as log10).
         value = float(dense["perplexity"].iloc[0])
         # From the dense point (sparsity 0) to the sparsest point: visible even with one level.
         span = [0.0, float(pruned["sparsity"].max()) if len(pruned) else 1.0]
-        fig.add_trace(go.Scatter(x=span, y=[value, value], name=f"dense ({value:.4g})",
+        fig.add_trace(go.Scatter(x=span, y=[value, value],
+                                 name=f"dense ({plain_number(round(value, 1))})",
                                  mode="lines+markers", marker={"size": [8, 0]},
                                  line={"color": METHOD_COLORS["dense"], "dash": "dash"},
-                                 hovertemplate=f"dense: ppl {value:.4g}<extra></extra>"))
+                                 hovertemplate=f"dense: perplexity {value:,.2f}<extra></extra>"))
     fig.update_xaxes(tickformat=".0%")
     return finish_figure(fig, title="Perplexity vs sparsity", x_title="sparsity (share of "
                          "weights removed per layer)", y_title="perplexity (log scale)"
-                         if log_y else "perplexity", log_y=log_y, caption=sweep_caption(table))
+                         if log_y else "perplexity", log_y=log_y,
+                         caption="Lower is better; dashed: the dense model; stars and hexagrams: "
+                                 "2:4 and 4:8.", protocol=sweep_caption(table))
 
 
 def plot_layer_sparsity(result: PruneResult | Mapping[str, float], *,
@@ -120,7 +125,7 @@ def plot_generation_probs(comparison: GenerationComparison) -> go.Figure:
         symbols = ["circle" if same else "x" for same in part["same_as_dense"]]
         fig.add_trace(go.Scatter(
             x=part["index"], y=part["prob"], name=name, mode="lines+markers",
-            line={"color": method_color(name, index)}, marker={"symbol": symbols, "size": 8},
+            line=method_line(name, index), marker={"symbol": symbols, "size": 8},
             text=[repr(t) for t in part["token"]],
             hovertemplate=name + " #%{x}: %{text} p=%{y:.3f}<extra></extra>"))
     settings = comparison.settings
@@ -131,9 +136,13 @@ def plot_generation_probs(comparison: GenerationComparison) -> go.Figure:
     fig.update_yaxes(range=[0, 1.02])
     n_tokens = int(table["index"].max()) + 1 if len(table) else 1
     fig.update_xaxes(tick0=0, dtick=max(1, -(-n_tokens // 20)))  # integer ticks, at most ~20
+    chat = "chat template, " if settings.get("chat") else ""
+    protocol = (f"prompt {comparison.prompt[:60]!r}; {chat}{decoding}, "
+                f"seed {settings.get('seed')}, {settings.get('max_new_tokens')} new tokens; "
+                "x = token differs from dense; "
+                f"first divergence: {divergence or '-'}")
     return finish_figure(
         fig, title="Probability of each generated token", x_title="generated token (index)",
         y_title="probability of the chosen token",
-        caption=f"prompt {comparison.prompt[:60]!r}; {decoding}, seed {settings.get('seed')}, "
-                f"{settings.get('max_new_tokens')} new tokens; x = token differs from dense; "
-                f"first divergence: {divergence or '-'}")
+        caption=f"Crosses: tokens that differ from dense; first divergence: {divergence or '-'}.",
+        protocol=protocol)

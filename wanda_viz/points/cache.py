@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..files import file_sha256, write_json_atomic
-from ..gguf import resolve_gguf
+from ..gguf import float_copy_fingerprint, resolve_gguf
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "tensor_sha256", "model_fingerprint", "point_key",
            "PointCache"]
@@ -67,17 +67,20 @@ def model_fingerprint(name_or_path: str | os.PathLike | None = None, *,
                       cache_dir: str | os.PathLike | None = None) -> dict:
     """What identifies a model's weights, for cache keys.
 
-    GGUF: the file's SHA-256. Local folder: SHA-256 of config.json and every weight file
-    (memoised in ``cache_dir``). Hub id: the commit of the locally cached snapshot (offline
-    look-up), else ``revision``. Neither (a model built in memory): a hash of its parameters.
+    GGUF: the file's SHA-256 and the content hash of its verified float copy (the weights
+    actually loaded and evaluated: a damaged copy is rebuilt before it is hashed). Local folder:
+    SHA-256 of config.json and every weight file (memoised in ``cache_dir``). Hub id: the commit
+    of the locally cached snapshot (offline look-up), else ``revision``. Neither (a model built
+    in memory): a hash of its parameters.
 
     Returns:
         {"model": display name, "fingerprint": string that changes iff the weights may change}.
     """
     name = str(name_or_path) if name_or_path is not None else None
     gguf = _gguf_path(name)
-    if gguf is not None:  # GGUF (e.g. "smollm2-135m"): the quantized file fixes the weights
-        return {"model": name, "fingerprint": f"gguf:{file_sha256(gguf)}"}
+    if gguf is not None:  # GGUF (e.g. "smollm2-135m"): the file and the verified float copy
+        return {"model": name, "fingerprint": f"gguf:{file_sha256(gguf)}:float:"
+                                              f"{float_copy_fingerprint(gguf)}"}
     folder = Path(name).expanduser() if name is not None else None
     if folder is not None and folder.is_dir():
         memo = cache_dir if cache_dir is not None else default_cache_dir()

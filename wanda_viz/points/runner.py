@@ -1,8 +1,8 @@
 """The one point runner: hold the model, back up, apply a change, evaluate, restore, cache.
 
 Every analysis that evaluates a changed model (the sweep, the comparison-group ablation, the why
-interventions; zero-shot accuracy and attention-sink interventions next) builds ``Change`` and
-``Metric`` objects and calls ``PointRunner.run``. For each point the runner
+interventions, the attention-sink interventions and sliding windows, zero-shot accuracy) builds
+``Change`` and ``Metric`` objects and calls ``PointRunner.run``. For each point the runner
 
 1. checks the ``CancelToken`` (between points; ``prune_model`` and ``perplexity`` check inside);
 2. builds the key (``point_key``: change, metric, model fingerprint, calibration if used,

@@ -214,10 +214,12 @@ _RIA_PAPER = ('Zhang et al., ICLR 2024, "Plug-and-Play: An Efficient Post-traini
 _RI_FORMULA = "|W_ij| / sum_k |W_kj| + |W_ij| / sum_k |W_ik|"
 
 # Colours: Paul Tol's colour-blind-safe "bright" scheme; one colour per method in every figure.
+# Dash and marker tell methods apart without colour too (histograms have no markers); refined runs
+# take the refinement's dash ("dash"), so no method uses it.
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("magnitude", "magnitude", "|W_ij|", "|W|", "the Wanda paper's baseline "
                "(Sun et al. 2023, arXiv 2306.11695)", _magnitude, groups=("layer", "row", "input"),
-               color="#EE6677", marker="square"),
+               color="#EE6677", dash="dot", marker="square"),
     MethodSpec("wanda", "Wanda", "|W_ij| * ||X_j||_2", "|W| x ||X_j||₂",
                "Sun et al. 2023, arXiv 2306.11695", _wanda, stats=(STATS_INPUT_NORM,),
                color="#4477AA", marker="circle"),
@@ -225,14 +227,14 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                "Frantar & Alistarh 2023, arXiv 2301.00774", _sparsegpt_saliency,
                stats=(STATS_INPUT_NORM, STATS_HESSIAN), groups=("block",),
                settings=SparseGPTSettings, prune=_sparsegpt_prune, color="#228833",
-               marker="diamond"),
+               dash="dashdot", marker="diamond"),
     MethodSpec("ri", "relative importance", _RI_FORMULA, "RI(W)",
                "relative importance alone, the ablation of " + _RIA_PAPER, _ri,
-               groups=("layer", "row"), color="#CCBB44", marker="triangle-down",
+               groups=("layer", "row"), color="#CCBB44", dash="longdash", marker="triangle-down",
                default_selected=False, layer_mask=reference_threshold_keep_mask),
     MethodSpec("ria", "RIA", f"({_RI_FORMULA}) * ||X_j||_2^a", "RI(W) x ||X_j||₂ᵃ", _RIA_PAPER,
                _ria, stats=(STATS_INPUT_NORM,), groups=("layer", "row"), settings=RiaSettings,
-               color="#AA3377", marker="triangle-up", default_selected=False,
+               color="#AA3377", dash="longdashdot", marker="triangle-up", default_selected=False,
                layer_mask=reference_threshold_keep_mask),
 )}
 METHOD_NAMES = tuple(METHODS)

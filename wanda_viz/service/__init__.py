@@ -15,8 +15,10 @@ from .cache import MODELS, CachedModel, ModelCache, check_model_allowed, resolve
 from ..errors import OOM_MESSAGE, user_message
 from .jobs import (ablation_job, generate_job, outliers_job, prune_job, scores_job, sweep_job,
                    why_job)
-from .limits import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, EMBEDDED, HUB_MODELS,
-                     PRESETS, REAL_MODEL, Limits, default_model_choice, get_limits, model_choices)
+from .limits import (COMPARE_METHODS, DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN,
+                     EMBEDDED, HUB_MODELS, PRESETS, REAL_MODEL, REAL_MODEL_HUB_ID, Limits,
+                     default_model_choice, describe_source, device_choices, get_limits,
+                     model_choices, model_note, real_model_source)
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["MODELS", "CachedModel", "ModelCache", "check_model_allowed", "resolve_model_source",
@@ -24,4 +26,6 @@ __all__ = ["MODELS", "CachedModel", "ModelCache", "check_model_allowed", "resolv
            "prune_job", "scores_job", "sweep_job", "why_job", "DEFAULT_EVAL_WINDOWS",
            "DEFAULT_SAMPLES", "DEFAULT_SEQ_LEN", "EMBEDDED", "HUB_MODELS", "PRESETS", "REAL_MODEL",
            "Limits", "default_model_choice", "get_limits", "model_choices", "ModelSpec",
+           "COMPARE_METHODS", "REAL_MODEL_HUB_ID", "describe_source", "device_choices",
+           "model_note", "real_model_source",
            "RunRecord", "Session"]

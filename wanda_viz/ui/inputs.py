@@ -11,7 +11,9 @@ from ..data import (BUNDLED_CALIB, BUNDLED_EVAL, CALIB_SOURCES, EVAL_SOURCES, Da
                     check_text,
                     default_calibration_source, default_eval_source, list_text_files,
                     read_text_file, resolve_data_dir)
+from ..errors import FieldError
 from ..service import EMBEDDED, Limits, ModelSpec, get_limits, resolve_model_source
+from ..service.limits import check_text_size
 
 __all__ = ["PASTE", "UPLOAD", "calibration_choices", "default_calibration", "eval_choices",
            "default_eval", "check_range", "build_specs"]
@@ -51,15 +53,23 @@ def default_eval() -> str:
         return BUNDLED_EVAL
 
 
-def check_range(name: str, value, low, high) -> None:
+def check_range(name: str, value, low, high, field: str | None = None) -> None:
+    """FieldError (``field``, default ``name``) unless ``low <= value <= high``."""
     if value is None or not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high} on this host, got {value}")
+        raise FieldError(field or name,
+                         f"{name} must be between {low} and {high} on this host, got {value}")
 
 
-def _calib_text(calib_source: str, calib_text: str | None,
-                calib_file) -> tuple[str | None, str | None]:
-    """(text, caption label) for pasted or uploaded calibration text; (None, None) otherwise."""
+def _calib_text(calib_source: str, calib_text: str | None, calib_file,
+                limits: Limits) -> tuple[str | None, str | None]:
+    """(text, caption label) for pasted or uploaded calibration text; (None, None) otherwise.
+
+    Sizes are checked before anything reads or tokenizes the text (host settings)."""
     if calib_source == PASTE:
+        if calib_text is not None and not isinstance(calib_text, str):
+            raise ValueError(f"the pasted calibration text must be text, got {calib_text!r}")
+        check_text_size(calib_text, "calib_text", "the pasted calibration text",
+                        limits.max_text_chars, "WANDA_VIZ_MAX_TEXT_CHARS")
         text = check_text(calib_text or "", "the pasted calibration text")
         return text, None  # captions say "pasted text (<n> characters)"
     if calib_source == UPLOAD:
@@ -67,9 +77,22 @@ def _calib_text(calib_source: str, calib_text: str | None,
             raise ValueError("upload a .txt file for calibration")
         path = Path(calib_file if isinstance(calib_file, str) else calib_file.name)
         what = f"the uploaded file {path.name!r}"
+        _check_upload_size(path, what, limits)
         text = read_text_file(path, what=what)
         return text, f"uploaded file {path.name} ({len(text)} characters)"
     return None, None
+
+
+def _check_upload_size(path: Path, what: str, limits: Limits) -> None:
+    """Refuse an upload above ``WANDA_VIZ_MAX_UPLOAD_MB`` before reading it (``launch``'s
+    ``max_file_size`` refuses it earlier, at the upload, when the app is served by ``serve``)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # a missing file gets read_text_file's message
+    if size > limits.max_upload_mb * 2**20:
+        raise ValueError(f"{what} has {size / 2**20:,.1f} MB; this host accepts uploads of at "
+                         f"most {limits.max_upload_mb:g} MB (WANDA_VIZ_MAX_UPLOAD_MB)")
 
 
 def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_file, n_samples,
@@ -79,10 +102,14 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     limits = get_limits()
     check_range("n_samples", n_samples, 1, limits.max_samples)
     check_range("seq_len", seq_len, 8, limits.max_seq_len)
-    check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows)
+    check_range("evaluation windows", eval_windows, 1, limits.max_eval_windows, "eval_windows")
     source = resolve_model_source(model_choice, limits)
     label = "embedded demo model" if model_choice == EMBEDDED else model_choice.strip()
-    text, text_label = _calib_text(calib_source, calib_text, calib_file)
+    try:
+        text, text_label = _calib_text(calib_source, calib_text, calib_file, limits)
+    except ValueError as err:  # shown under the text box or the upload in the browser
+        field = "calib_text" if calib_source == PASTE else "calib_file"
+        raise FieldError(field, str(err)) from err
     calib = CalibConfig(source=None if text is not None else calib_source, text=text,
                         text_label=text_label,
                         n_samples=int(n_samples), seq_len=int(seq_len), seed=int(seed or 0))

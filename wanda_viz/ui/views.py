@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..analysis import (GenerationComparison, GroupComparison, ScoreReport,
-                        find_massive_activations, find_outlier_features, layer_magnitude_table)
+from ..analysis import (GenerationComparison, GroupComparison, RunPerplexity, ScoreReport,
+                        comparison_takeaway, find_massive_activations, find_outlier_features,
+                        layer_magnitude_table, strongest_layer)
 from ..captions import calibration_caption
-from ..service import Session
+from ..service import Session, describe_source
+from . import tables
 
-__all__ = ["SPEED_NOTE", "summary_markdown", "runs_table",
-           "run_choices", "layer_choices", "highlighted_tokens", "generation_table",
-           "outlier_tables", "token_view", "thresholds_table", "mask_markdown",
-           "ablation_protocol", "sweep_table", "empty_message"]
+__all__ = ["SPEED_NOTE", "summary_markdown", "runs_table", "comparison_markdown",
+           "comparison_frame", "run_choices", "layer_choices", "default_layer",
+           "highlighted_tokens", "generation_table", "outlier_tables", "token_view",
+           "thresholds_table", "agreement_table", "mask_markdown", "ablation_protocol",
+           "sweep_table",
+           "empty_message", "generation_summary"]
 
 SPEED_NOTE = (
     "**Speed, honestly:** unstructured zeros are stored in dense tensors, so they make the model "
@@ -31,10 +35,12 @@ def empty_message(what: str) -> str:
 
 
 def summary_markdown(session: Session) -> str:
-    """Model, calibration and perplexity protocols, dense perplexity and the speed note."""
+    """The protocol of tab 1's numbers: model, calibration, perplexity, timing, speed note."""
     if session.model is None:
         return empty_message("results")
-    lines = [f"**Model:** {session.model.label} ({session.model_info})",
+    origin = describe_source(session.model.source)
+    lines = [f"**Model:** {session.model.label} ({session.model_info}"
+             f"{f'; {origin}' if origin else ''})",
              f"**Calibration:** {calibration_caption(session.calibration)} (reference sampler)"]
     if session.eval_protocol:
         lines.append(f"**Perplexity protocol:** {session.eval_protocol}")
@@ -46,27 +52,60 @@ def summary_markdown(session: Session) -> str:
     return "\n\n".join(lines + [SPEED_NOTE])
 
 
+def _setting(labels: list[str], session: Session) -> str:
+    configs = [session.runs[label].result.config for label in labels]
+    structures = {c.structure for c in configs}
+    sparsities = {c.sparsity for c in configs}
+    if structures == {"unstructured"} and len(sparsities) == 1:
+        return f"{sparsities.pop():.0%}"
+    return ", ".join(sorted(structures)) if len(structures) == 1 else ""
+
+
+def comparison_markdown(session: Session, labels: list[str]) -> str:
+    """The takeaway of one action (its runs ``labels``), numbers computed from the session."""
+    if session.model is None or not labels:
+        return empty_message("results")
+    runs = [RunPerplexity(label, session.runs[label].result.config.method,
+                          session.runs[label].perplexity) for label in labels]
+    return comparison_takeaway(runs, session.dense_perplexity, _setting(labels, session))
+
+
+def comparison_frame(session: Session, labels: list[str]) -> pd.DataFrame:
+    """run, method, perplexity of the action's evaluated runs (the bar chart's input)."""
+    rows = [{"run": label, "method": session.runs[label].result.config.method,
+             "perplexity": session.runs[label].perplexity} for label in labels
+            if session.runs[label].perplexity is not None]
+    return pd.DataFrame(rows, columns=["run", "method", "perplexity"])
+
+
 def runs_table(session: Session) -> pd.DataFrame:
-    """One row per pruned run of the session."""
+    """One row per pruned run of the session, with its perplexity as a multiple of dense."""
     rows = []
+    dense = session.dense_perplexity
     for label, run in session.runs.items():
-        config, timings = run.result.config, run.result.timings
+        timings = run.result.timings
         rows.append({
-            "run": label, "method": config.method, "structure": config.structure,
-            "comparison group": config.comparison_group,
-            "target sparsity": round(config.sparsity, 4),
-            "achieved sparsity": round(run.result.overall_sparsity, 4),
-            "perplexity": None if run.perplexity is None else round(run.perplexity, 3),
-            "prune time (s)": round(timings.get("prune_s", 0.0), 3),
-            "calibration forward (s)": round(timings.get("forward_s", 0.0)
-                                             + timings.get("capture_s", 0.0), 3)})
-    return pd.DataFrame(rows, columns=["run", "method", "structure", "comparison group",
-                                       "target sparsity", "achieved sparsity", "perplexity",
-                                       "prune time (s)", "calibration forward (s)"])
+            "run": label, "perplexity": run.perplexity,
+            "x_dense": round(run.perplexity / dense, 1) if run.perplexity and dense else None,
+            "achieved": run.result.overall_sparsity,
+            "comparison group": run.result.config.comparison_group,
+            "prune_s": timings.get("prune_s", 0.0),
+            "forward_s": timings.get("forward_s", 0.0) + timings.get("capture_s", 0.0)})
+    table = pd.DataFrame(rows, columns=list(tables.RUNS))
+    return tables.readable_table(table, tables.RUNS)
 
 
 def run_choices(session: Session) -> list[str]:
     return list(session.runs)
+
+
+def default_layer(session: Session) -> str | None:
+    """The layer the pickers open on: the largest max / median input-channel norm (where Wanda
+    and magnitude part most), else the first prunable layer."""
+    if session.report is not None and session.report.input_norms:
+        return strongest_layer(session.report)
+    layers = layer_choices(session)
+    return layers[0] if layers else None
 
 
 def layer_choices(session: Session) -> list[str]:
@@ -82,10 +121,24 @@ def outlier_tables(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     """(per-layer top-1/2/3 vs median, LLM.int8 outlier features, massive activations)."""
     report = session.report
     features = find_outlier_features(report)
-    features["layers"] = features["layers"].map(", ".join)  # lists do not fit a table cell
+    features["layers"] = features["layers"].map(_block_ranges)  # "12-23": fits a table cell
     features["sites"] = features["sites"].map(", ".join)
-    return (layer_magnitude_table(report).round(4), features.round(4),
-            find_massive_activations(report).round(4))
+    massive = find_massive_activations(report).sort_values("abs", ascending=False)
+    return (tables.readable_table(layer_magnitude_table(report), tables.LAYER_MAGNITUDES),
+            tables.readable_table(features, tables.FEATURES),
+            tables.readable_table(massive, tables.MASSIVE))
+
+
+def _block_ranges(names: list[str]) -> str:
+    """["model.layers.12", ..., "model.layers.23", "model.layers.25"] -> "12-23, 25"."""
+    indices = sorted(int(n.rsplit(".", 1)[-1]) for n in names if n.rsplit(".", 1)[-1].isdigit())
+    ranges, start = [], None
+    for i, index in enumerate(indices):
+        start = index if start is None else start
+        if i + 1 == len(indices) or indices[i + 1] != index + 1:
+            ranges.append(f"{start}" if start == index else f"{start}-{index}")
+            start = None
+    return ", ".join(ranges) if ranges else ", ".join(names)
 
 
 def token_view(session: Session) -> list[tuple[str, str | None]]:
@@ -108,19 +161,31 @@ def highlighted_tokens(comparison: GenerationComparison | None,
         return []
     table = comparison.token_table()
     rows = table[table["variant"] == variant]
-    pairs = [(comparison.prompt, None)]
+    chat = comparison.settings.get("chat")  # the answer starts a new turn: a line break
+    pairs = [(comparison.prompt + ("\n" if chat else ""), None)]
     for token, same, after in zip(rows["token"], rows["same_as_dense"], rows["after_divergence"]):
         category = None if same and not after else ("differs" if not same else "after divergence")
         pairs.append((token, category))
     return pairs
 
 
+def generation_summary(comparison: GenerationComparison) -> pd.DataFrame:
+    """``comparison.summary()`` plus ``differing``: tokens of each variant unlike dense."""
+    table = comparison.summary()
+    tokens = comparison.token_table()
+    differing = (~tokens["same_as_dense"]).groupby(tokens["variant"]).sum()
+    table["differing"] = table["variant"].map(differing).fillna(0).astype(int)
+    return table
+
+
 def generation_table(comparison: GenerationComparison | None) -> pd.DataFrame:
-    """Per variant: tokens, tokens/s, first divergence, mean token probability."""
+    """Per variant: tokens, tokens/s, first divergence, differing tokens, mean probability."""
     if comparison is None:
         return pd.DataFrame()
-    table = comparison.summary().drop(columns=["text"])
-    return table.round({"tokens_per_s": 1, "mean_prob": 4})
+    table = generation_summary(comparison)
+    table["first_divergence"] = table["first_divergence"].map(
+        lambda i: "-" if i is None or i != i else int(i) + 1)
+    return tables.readable_table(table, tables.GENERATION)
 
 
 def thresholds_table(report: ScoreReport) -> pd.DataFrame:
@@ -128,7 +193,11 @@ def thresholds_table(report: ScoreReport) -> pd.DataFrame:
     rows = [{"method": method, "comparison group": info["group"],
              "thresholds": len(info["values"]), "median": info["median"], "min": info["min"],
              "max": info["max"]} for method, info in report.thresholds.items()]
-    return pd.DataFrame(rows).round(6)
+    return tables.readable_table(pd.DataFrame(rows), tables.THRESHOLDS)
+
+
+def agreement_table(report: ScoreReport) -> pd.DataFrame:
+    return tables.readable_table(report.agreement, tables.AGREEMENT)
 
 
 def mask_markdown(report: ScoreReport, comparison: GroupComparison) -> str:
@@ -150,6 +219,4 @@ def ablation_protocol(session: Session) -> str:
 
 def sweep_table(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader needs (the full table is in the downloads)."""
-    columns = ["label", "method", "structure", "sparsity", "group", "perplexity",
-               "achieved_sparsity", "prune_s", "forward_s", "eval_s", "cached"]
-    return table[[c for c in columns if c in table.columns]].round(4)
+    return tables.readable_table(table, tables.SWEEP)

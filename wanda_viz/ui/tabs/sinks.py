@@ -15,15 +15,18 @@ from ...analysis.export import export_table
 from ...analysis.sinks_run import SinksSpec, SinksResult, export_sinks
 from ...analysis.sinks_view import PAPER_TEXT
 from ...analysis.sliding_window import SlidingWindowConfig
+from ...cancel import CancelToken
 from ...figures import sinks as sink_figures
 from ...figures.sinks_text import (attention_takeaway, bias_takeaway, intervention_takeaway,
                                    pruning_takeaway, window_takeaway)
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
-from .. import texts
-from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable
+from ...service.limits import check_text_size
+from .. import fields, texts
+from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, readable, wire_cancel
 
-__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "on_sinks", "on_render",
+__all__ = ["TITLE", "ID", "PRESETS", "build", "wire", "refresh", "check_sinks", "on_sinks",
+           "on_render",
            "on_refresh", "on_preset"]
 
 TITLE, ID = "9. Sinks", "sinks"
@@ -45,15 +48,19 @@ def build(limits) -> dict:
     c = {}
     with gr.Row():
         c["preset"] = gr.Dropdown(list(PRESETS), value=list(PRESETS)[0], label="Preset", scale=3)
-        c["windows"] = gr.CheckboxGroup(WINDOWS, value=WINDOWS, label="sliding windows W")
-        c["sink_tokens"] = gr.Slider(1, 8, value=4, step=1, label="first tokens kept")
-        c["seeds"] = gr.Slider(1, 5, value=3, step=1, label="random seeds")
-        c["run_interventions"] = gr.Checkbox(value=True, label="all-block interventions")
+        c["windows"] = fields.CheckboxGroup(WINDOWS, value=WINDOWS, label="sliding windows W")
+        c["sink_tokens"] = fields.IntSlider(1, 8, value=4, step=1, label="first tokens kept")
+        c["seeds"] = fields.IntSlider(1, 5, value=3, step=1, label="random seeds")
+        c["run_interventions"] = fields.Checkbox(value=True, label="all-block interventions")
     with gr.Row():
-        c["sparsity"] = gr.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity (step 6)")
+        c["sparsity"] = fields.Slider(0.1, 0.9, value=0.5, step=0.05, label="Sparsity (step 6)")
         c["view_text"] = gr.Textbox(value=PAPER_TEXT, label="Text of the token x "
                                     "channel view", scale=3)
-    c["run"] = gr.Button("Measure where the huge activations go", variant="primary")
+    with gr.Row():
+        c["run"] = gr.Button("Measure where the huge activations go", variant="primary",
+                             scale=3)
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=160)
+    c["status"] = gr.Markdown()
     c["summary"] = gr.Markdown(PLACEHOLDER)
     c["attention"] = gr.Plot(label="1. Attention on the first token")
     c["bias"] = gr.Plot(label="2. The implicit bias")
@@ -75,10 +82,12 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     listen(c["preset"].change, on_preset, [c["preset"]],
            pick(c, "windows", "sink_tokens", "seeds", "run_interventions"), **QUIET)
-    listen(c["run"].click, on_sinks, [ctx.session], {"session": ctx.session, **pick(c, *OUTPUTS)},
-           api_name="sinks", inputs_kwargs=pick(c, "windows", "sink_tokens", "seeds",
-                                                "run_interventions", "sparsity", "view_text"),
-           **LONG)
+    event = listen(c["run"].click, on_sinks, [ctx.session],
+                   {"session": ctx.session, **pick(c, *OUTPUTS)}, api_name="sinks",
+                   inputs_kwargs=pick(c, "windows", "sink_tokens", "seeds", "run_interventions",
+                                      "sparsity", "view_text"),
+                   check=check_sinks, long_job="sinks", **LONG)
+    wire_cancel(c["cancel"], event, "sinks", c["status"])
 
 
 def refresh(ctx: Context, trigger):
@@ -107,18 +116,27 @@ def _spec(session: Session, *, windows, sink_tokens, seeds, run_interventions, s
                      seeds=tuple(range(int(seeds))), window=window, sparsity=float(sparsity))
 
 
+def check_sinks(session: Session, **request) -> None:
+    """Refuse a /sinks request before the queue: no prune yet, a view text over the limit."""
+    need_calibration(session)
+    limits = get_limits()
+    check_text_size(request.get("view_text"), "view_text", "the view text",
+                    limits.max_prompt_chars, "WANDA_VIZ_MAX_PROMPT_CHARS")
+
+
 @readable
 def on_sinks(session: Session, progress=gr.Progress(track_tqdm=True), *, windows: list[int],
              sink_tokens: int, seeds: int, run_interventions: bool, sparsity: float,
-             view_text: str) -> dict:
-    """Every sinks measure on the dense model of the session's last prune."""
-    need_calibration(session)
+             view_text: str, cancel: CancelToken | None = None) -> dict:
+    """Every sinks measure on the dense model of the session's last prune; ``cancel`` stops it
+    between points and inside a point at block boundaries."""
+    check_sinks(session, view_text=view_text)
     spec = _spec(session, windows=windows, sink_tokens=sink_tokens, seeds=seeds,
                      run_interventions=run_interventions, sparsity=sparsity,
                  view_text=view_text)
     session.sinks = jobs.sinks_job(session.model, session.calib_ids, session.eval_spec,
                                    calibration=session.calibration, limits=get_limits(),
-                                   sinks=spec, report=session.report)
+                                   sinks=spec, report=session.report, cancel=cancel)
     return {"session": session, **on_render(session), "files": _files(session.sinks, spec)}
 
 
