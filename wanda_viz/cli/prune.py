@@ -10,8 +10,11 @@ from ..files import check_writable, write_json_atomic
 from ..models import resolve_seq_len
 from ..pruning import prune_model
 from ..pruning.registry import GROUPS, METHOD_NAMES
+from ..zeroshot import zero_shot_point
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
                      load_calibration, load_model_from_args)
+from .zero_shot_options import (add_zero_shot_args, point_data, print_zero_shot,
+                                zero_shot_settings)
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="keep the model on CPU and move one block at a time to the GPU")
     add_calib_args(parser)
     add_eval_args(parser)
+    add_zero_shot_args(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--compare-dense", action="store_true", help="also evaluate the dense model")
     out.add_argument("--save-model", default=None, help="write the pruned model (HF folder)")
@@ -53,6 +57,7 @@ def run(args) -> int:
         check_source(calib.source, calib.data_dir)
     if evaluation.source is not None:
         check_source(evaluation.source, evaluation.data_dir, evaluation=True)
+    zero_shot = zero_shot_settings(args)
     check_writable(args.save_model, args.json)
     model, tokenizer = load_model_from_args(args)
     seq_len = resolve_seq_len(model, args.seq_len)  # refuses a seq_len beyond the context
@@ -61,6 +66,9 @@ def run(args) -> int:
     eval_ids = (get_eval_ids(tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)
                 if evaluation.source is not None else None)
     dense = _evaluate(model, eval_ids, seq_len, evaluation) if args.compare_dense else None
+    points = point_data(args, model, calib_ids, calib_info) if zero_shot else None
+    dense_zero_shot = (zero_shot_point(model, tokenizer, None, zero_shot, points)
+                       if zero_shot else None)
     result = prune_model(model, calib_ids, config, calibration=calib_info, model_name=args.model)
     _print_result(config, result)
     if args.save_model:
@@ -75,6 +83,12 @@ def run(args) -> int:
     if pruned is not None:
         print(f"perplexity {pruned[0]:.3f}  [{pruned[1]}]")
         summary.update(perplexity=pruned[0], eval_protocol=pruned[1])
+    if zero_shot:
+        scores = zero_shot_point(model, tokenizer, config, zero_shot, points, pruned=True)
+        print_zero_shot("dense", dense_zero_shot)
+        print_zero_shot(config.label(), scores)
+        summary.update(zero_shot=scores.task_dict(), dense_zero_shot=dense_zero_shot.task_dict(),
+                       zero_shot_protocol={**scores.protocol(), "text": scores.protocol_text()})
     if args.json:
         write_json_atomic(args.json, summary)
     return 0

@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 
 from ..analysis.export import export_table
-from ..analysis.sweep import default_cache_dir, model_fingerprint, run_sweep
+from ..analysis.sweep import default_cache_dir, model_fingerprint, run_sweep, sweep_points
 from ..config import parse_structure
 from ..data import get_eval_ids
 from ..models import DEMO_MODEL_DIR, resolve_seq_len
 from ..pruning.registry import GROUPS, METHOD_NAMES, needs_calibration
+from ..zeroshot import PointData
 from .common import (add_calib_args, add_eval_args, add_model_args, csv_list, eval_config,
                      load_calibration, load_model_from_args)
+from .zero_shot_options import add_zero_shot_args, sweep_zero_shot, zero_shot_settings
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"per-point JSON cache (default: {default_cache_dir()})")
     add_calib_args(parser)
     add_eval_args(parser)
+    add_zero_shot_args(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--out-csv", default=None, help="write the table as CSV")
     out.add_argument("--out-json", default=None, help="write the table as JSON")
@@ -64,6 +67,7 @@ def _sweep_settings(args) -> tuple[list[str], list[float], list[str]]:
 def run(args) -> int:
     """Perplexity vs sparsity for several methods and structures (cached per point)."""
     methods, sparsities, structures = _sweep_settings(args)
+    zero_shot = zero_shot_settings(args)
     model, tokenizer = load_model_from_args(args)
     seq_len = resolve_seq_len(model, args.seq_len)
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
@@ -82,6 +86,13 @@ def run(args) -> int:
     protocol = (f"calibration: {calibrated.iloc[0] if len(calibrated) else 'none (magnitude)'}; "
                 f"perplexity: {table['eval_protocol'].iloc[0]}")
     print(table[_PRINT_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if zero_shot:
+        points = sweep_points(methods, sparsities, structures, group=args.group,
+                              include_dense=not args.no_dense)
+        data = PointData(fingerprint, calib_ids, calib_info, prune_batch_size=args.batch_size)
+        table, zero_shot_protocol = sweep_zero_shot(table, model, tokenizer, points, zero_shot,
+                                                    data, args.cache_dir)
+        protocol += f"; zero-shot: {zero_shot_protocol}"
     print(f"protocol: {protocol}")
     print(f"{int((~table['cached']).sum())} computed, {int(table['cached'].sum())} from cache")
     if args.out_csv:
