@@ -132,6 +132,7 @@ class Session:
     sweep: pd.DataFrame | None = None
     generation: GenerationComparison | None = None
     why: WhyResult | None = None                 # tab 7; dense model, same windows: kept on merge
+    zero_shot: pd.DataFrame | None = None        # tab 8; per (state, task), kept on merge
 
     def same_setup(self, other: Session) -> bool:
         """Same model, calibration windows and perplexity protocol: runs compare side by side."""

