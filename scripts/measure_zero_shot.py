@@ -41,6 +41,17 @@ STATES = (("dense", None),
           ("SparseGPT 2:4", PruneConfig(method="sparsegpt", sparsity=0.5, structure="2:4")))
 
 
+def _chosen(labels: str | None) -> tuple:
+    if labels is None:
+        return STATES
+    by_label = dict(STATES)
+    chosen = [label.strip() for label in labels.split(",")]
+    unknown = [label for label in chosen if label not in by_label]
+    if unknown:
+        raise SystemExit(f"--states: unknown {unknown}; choose from {list(by_label)}")
+    return tuple((label, by_label[label]) for label in chosen)
+
+
 def _commit() -> str:
     root = Path(__file__).resolve().parent.parent
     return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -52,7 +63,9 @@ def measure_state(model, tokenizer, label, config, settings, data, cache_dir) ->
     result = zero_shot_point(model, tokenizer, config, settings, data, cache_dir=cache_dir)
     row = {"state": label, "config": None if config is None else config.to_dict(),
            "mean_acc": result.mean_acc(), "wall_s": time.perf_counter() - wall,
-           "cpu_s": time.process_time() - cpu, "tasks": result.task_dict()}
+           "cpu_s": time.process_time() - cpu,
+           "eval_s": sum(s.seconds for s in result.scores),  # as measured, cached or not
+           "cached": all(s.cached for s in result.scores), "tasks": result.task_dict()}
     print(f"{label}: mean acc {row['mean_acc']:.4f}, {row['wall_s']:.0f} s wall, "
           f"{row['cpu_s']:.0f} s CPU", flush=True)
     return row, result
@@ -99,6 +112,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cache-dir", default=None, help="zero-shot point cache")
     parser.add_argument("--time-only", action="store_true", help="dense only (a timing)")
+    parser.add_argument("--states", default=None,
+                        help="comma-separated state labels to run, in this order (default: all; "
+                        "two processes can split the states, the cache joins them)")
     parser.add_argument("--note", default="")
     parser.add_argument("--out-json", default="docs/zero_shot_smollm2.json")
     parser.add_argument("--render", default=None, metavar="JSON")
@@ -110,7 +126,7 @@ def main(argv=None) -> int:
     settings = ZeroShotSettings(tasks=tuple(parse_tasks(args.tasks)), limit=args.limit,
                                 batch_size=args.batch_size)
     model, tokenizer = load_model(args.model, device="cpu")
-    states = STATES[:1] if args.time_only else STATES
+    states = STATES[:1] if args.time_only else _chosen(args.states)
     calib_ids, calib = None, None
     if any(c is not None and c.needs_calibration for _, c in states):
         calib_ids, calib = get_calibration_ids(
