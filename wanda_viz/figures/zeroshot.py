@@ -37,8 +37,9 @@ def zero_shot_takeaway(table: pd.DataFrame) -> str:
         return ""
     means = zero_shot_means(table).set_index("label")
     limit = int(table["n"].max())
-    head = (f"Mean zero-shot accuracy over {int(means['tasks'].max())} task(s), first "
-            f"{limit} item(s) each")
+    tasks = int(means["tasks"].max())
+    head = (f"Mean zero-shot accuracy over {tasks} task{'s' * (tasks > 1)}, first {limit} "
+            f"item{'s' * (limit > 1)} each")
     if "dense" not in means.index:
         parts = [f"{label} {100 * row['mean']:.1f}%" for label, row in means.iterrows()]
         return f"{head}: {'; '.join(parts)}."
@@ -73,12 +74,21 @@ def zero_shot_caption(table: pd.DataFrame, model: str | None = None) -> str:
     return "; ".join(parts)
 
 
-def _chance_trace(tasks: list[str]) -> go.Scatter:
-    chance = [1 / TASKS[t].choices if t in TASKS else None for t in tasks]
-    return go.Scatter(x=tasks, y=chance, name="chance (1 / choices)", mode="markers",
-                      marker={"symbol": "line-ew-open", "size": 34, "color": "#999999",
-                              "line": {"width": 2, "color": "#999999"}},
-                      hovertemplate="%{x}: chance %{y:.0%}<extra></extra>")
+def _segments(values: list[float | None], half: float = 0.42) -> tuple[list, list]:
+    """x, y of one horizontal segment per category position (None breaks the line)."""
+    xs, ys = [], []
+    for position, value in enumerate(values):
+        if value is not None:
+            xs += [position - half, position + half, None]
+            ys += [value, value, None]
+    return xs, ys
+
+
+def _line_trace(values: list[float | None], name: str, color: str, dash: str,
+                width: float) -> go.Scatter:
+    xs, ys = _segments(values)
+    return go.Scatter(x=xs, y=ys, name=name, mode="lines", hoverinfo="skip",
+                      line={"color": color, "dash": dash, "width": width})
 
 
 def _with_mean(table: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -98,36 +108,42 @@ def plot_zero_shot(table: pd.DataFrame, *, metric: str = "acc",
         metric: "acc" or "acc_norm" (tasks without acc_norm are left out of that view).
         caption: the protocol (harness version, split, limit, shots).
     Returns:
-        Figure: one bar trace per pruned run (error bars = harness standard error), a dense
-        trace of horizontal line markers, a chance trace.
+        Figure: one bar trace per pruned run (error bars = harness standard error), the dense
+        line (one segment spanning each task's group) with a hover trace at the group centres,
+        and a dotted chance line (1 / number of choices).
     """
     data = _with_mean(table[table[metric].notna()], metric)
     tasks = list(dict.fromkeys(data["task"]))
+    position = {task: index for index, task in enumerate(tasks)}  # numeric x: lines span groups
     fig = go.Figure()
     runs = [label for label in dict.fromkeys(data["label"]) if label != "dense"]
     for index, label in enumerate(runs):
         part = data[data["label"] == label]
         structure = table.loc[table["label"] == label, "structure"].iloc[0]
         fig.add_trace(go.Bar(
-            x=part["task"], y=part[metric], name=label,
+            x=[position[t] for t in part["task"]], y=part[metric], name=label,
+            customdata=part["task"],
             marker={"color": method_color(part["method"].iloc[0], index),
                     "pattern": {"shape": "" if structure == "unstructured" else "/"}},
             error_y={"type": "data", "array": part[f"{metric}_stderr"], "visible": True,
                      "thickness": 1, "color": "#444444"},
-            hovertemplate=label + " %{x}: %{y:.1%}<extra></extra>"))
-    dense = data[data["label"] == "dense"]
+            hovertemplate=label + " %{customdata}: %{y:.1%}<extra></extra>"))
+    dense = data[data["label"] == "dense"].set_index("task")[metric]
     if len(dense):
-        width = 34 + 10 * len(runs)  # spans the group of bars
-        fig.add_trace(go.Scatter(
-            x=dense["task"], y=dense[metric], name="dense", mode="markers",
-            error_y={"type": "data", "array": dense[f"{metric}_stderr"], "visible": not runs},
-            marker={"symbol": "line-ew-open", "size": width, "color": METHOD_COLORS["dense"],
-                    "line": {"width": 3, "color": METHOD_COLORS["dense"]}},
-            hovertemplate="dense %{x}: %{y:.1%}<extra></extra>"))
-    fig.add_trace(_chance_trace(tasks))
+        fig.add_trace(_line_trace([dense.get(t) for t in tasks], "dense",
+                                  METHOD_COLORS["dense"], "solid", 3))
+        fig.add_trace(go.Scatter(  # hover and error bars of the dense values, at group centre
+            x=[position[t] for t in dense.index], y=dense.values, mode="markers",
+            marker={"size": 1, "color": METHOD_COLORS["dense"]}, showlegend=False,
+            customdata=list(dense.index),
+            error_y={"type": "data", "visible": not runs, "array":
+                     data[data["label"] == "dense"][f"{metric}_stderr"]},
+            hovertemplate="dense %{customdata}: %{y:.1%}<extra></extra>"))
+    chance = [1 / TASKS[t].choices if t in TASKS else None for t in tasks]
+    fig.add_trace(_line_trace(chance, "chance (1 / choices)", "#999999", "dot", 2))
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.18})
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    fig.update_xaxes(categoryorder="array", categoryarray=tasks)
+    fig.update_xaxes(tickvals=list(range(len(tasks))), ticktext=tasks)
     name = "acc_norm (length-normalised)" if metric == "acc_norm" else "acc"
     return finish_figure(fig, title=f"Zero-shot accuracy per task ({name})", x_title="task",
                          y_title=f"{name}, ± harness standard error", caption=caption,

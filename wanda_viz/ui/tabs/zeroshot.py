@@ -136,6 +136,7 @@ def _wide(table, metric: str):
                         columns=list(dict.fromkeys(table["task"])))
     means = figures.zero_shot_means(table, metric).set_index("label")["mean"]
     wide["mean"] = [f"{100 * means[label]:.1f}" for label in wide.index]
+    wide.columns.name = None
     return wide.reset_index().rename(columns={"label": "state"})
 
 
