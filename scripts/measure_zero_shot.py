@@ -6,7 +6,7 @@ from the same dense weights with the same calibration windows. Each task is scor
 ``--limit`` validation items (the harness's ``limit``); the standard errors are the harness's.
 Points are cached per task (``wanda_viz.zeroshot`` cache), so an interrupted run resumes.
 
-    python scripts/measure_zero_shot.py --limit 100 --out-json docs/zero_shot_smollm2.json
+    python scripts/measure_zero_shot.py --limit 50 --out-json docs/zero_shot_smollm2.json
     python scripts/measure_zero_shot.py --time-only --limit 20   # dense only: a dashboard default
     python scripts/measure_zero_shot.py --render docs/zero_shot_smollm2.json
 """
@@ -103,10 +103,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=REAL_MODEL)
     parser.add_argument("--tasks", default=",".join(TASK_NAMES))
-    parser.add_argument("--limit", type=int, default=100, help="first N items per task")
+    parser.add_argument("--limit", type=int, default=50, help="first N items per task")
     parser.add_argument("--batch-size", type=int, default=8, help="harness requests per batch")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--n-samples", type=int, default=64)
+    parser.add_argument("--n-samples", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
