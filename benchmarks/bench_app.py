@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         common.write_result(args.out, "bench_app", {"status": "pending: app.py does not exist",
                                                     "protocol": protocol}, machine)
         return 0
-    from wanda_viz.models import DEMO_MODEL_DIR
+    from wanda_viz.loading import DEMO_MODEL_DIR
     model_dir = Path(args.model).resolve() if args.model else DEMO_MODEL_DIR
     protocol["model"] = (str(model_dir) if args.model else
                          "the app's default choice (interactions.prune_inputs.model_choice)")

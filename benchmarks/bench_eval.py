@@ -22,7 +22,7 @@ import common  # noqa: E402
 import torch  # noqa: E402
 
 from wanda_viz import perplexity  # noqa: E402
-from wanda_viz.models import DEMO_MODEL_DIR  # noqa: E402
+from wanda_viz.loading import DEMO_MODEL_DIR  # noqa: E402
 
 GOAL_RATIO = 0.95
 
@@ -74,7 +74,7 @@ def load_subject(name: str, args):
 
 
 def bench_subject(model, ids, args) -> dict:
-    from wanda_viz.models import model_context_length
+    from wanda_viz.layers import model_context_length
     seq_len = min(args.seq_len, model_context_length(model) or args.seq_len)
     n_windows = min(args.max_windows, ids.numel() // seq_len)
     tokens = n_windows * seq_len

@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 from wanda_viz import PruneConfig, WeightBackup, prune_model  # noqa: E402
 from wanda_viz.calibration import capture_layer_inputs, run_layer  # noqa: E402
-from wanda_viz.models import DEMO_MODEL_DIR, find_decoder_layers  # noqa: E402
+from wanda_viz.layers import find_decoder_layers  # noqa: E402
+from wanda_viz.loading import DEMO_MODEL_DIR  # noqa: E402
 
 GOAL_WANDA_OVER_FLOOR = 1.3     # Wanda total within 1.3x the bare forward floor
 GOAL_MAGNITUDE_OVER_FLOOR = 0.1  # "near zero": under a tenth of the floor
@@ -75,7 +76,7 @@ def load_subject(name: str, args) -> tuple[torch.nn.Module, torch.Tensor, dict] 
         if not (DEMO_MODEL_DIR / "config.json").is_file():
             return None
         from wanda_viz import get_calibration_ids, load_model
-        from wanda_viz.models import model_context_length
+        from wanda_viz.layers import model_context_length
         model, tokenizer = load_model(DEMO_MODEL_DIR, device="cpu", dtype="float32")
         seq_len = min(args.seq_len, model_context_length(model) or args.seq_len)
         try:

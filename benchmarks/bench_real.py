@@ -31,7 +31,7 @@ import common  # noqa: E402
 import torch  # noqa: E402
 
 from wanda_viz import PruneConfig, WeightBackup, get_calibration_ids, prune_model  # noqa: E402
-from wanda_viz.models import find_decoder_layers, find_prunable_layers  # noqa: E402
+from wanda_viz.layers import find_decoder_layers, find_prunable_layers  # noqa: E402
 
 sys.path.insert(0, str(common.REPO_ROOT / "tests"))
 import bench_prune  # noqa: E402

@@ -37,7 +37,7 @@ def worker(args) -> dict:
     """One configuration in this (fresh) process; returns the measurements."""
     from wanda_viz import PruneConfig, prune_model
     from wanda_viz.calibration import capture_layer_inputs, run_layer
-    from wanda_viz.models import find_decoder_layers
+    from wanda_viz.layers import find_decoder_layers
 
     # Baseline: interpreter + libraries with every lazy import done (a smoke-size prune first).
     warm = common.make_llama("smoke")

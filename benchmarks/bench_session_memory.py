@@ -64,7 +64,7 @@ def _result(model, method: str, sparsity: float, seed: int):
     import torch
 
     from wanda_viz import PruneConfig
-    from wanda_viz.models import find_decoder_layers, find_prunable_layers, weight_matrix
+    from wanda_viz.layers import find_decoder_layers, find_prunable_layers, weight_matrix
     from wanda_viz.result import PruneResult
     generator = torch.Generator().manual_seed(seed)
     prefix, blocks = find_decoder_layers(model)
@@ -78,7 +78,7 @@ def _result(model, method: str, sparsity: float, seed: int):
 
 def _before_run(model, result) -> tuple[object, int]:
     """The pre-issue-11 record: bool masks in the result and a full weight copy (SparseGPT)."""
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     weights = WeightBackup(model) if result.config.method == "sparsegpt" else None
     nbytes = sum(m.numel() for m in result.keep_masks.values())  # bool: 1 byte each
     if weights is not None:
@@ -93,7 +93,7 @@ def _after_run(model, result) -> tuple[object, int]:
 
 
 def worker(layout: str, sessions: int, runs: int, sparsity: float, size: str) -> dict:
-    from wanda_viz.models import count_prunable_params
+    from wanda_viz.layers import count_prunable_params
     from wanda_viz.service.weights_store import UPDATED_WEIGHTS
     model = _dense_model(SHAPES[size])
     _trim()

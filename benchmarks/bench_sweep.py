@@ -19,19 +19,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from wanda_viz.models import DEMO_MODEL_DIR  # noqa: E402
+from wanda_viz.loading import DEMO_MODEL_DIR  # noqa: E402
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 
 
 def load_subject(size: str, args, cache_dir: Path):
     """(model, calib ids, eval ids, fingerprint, calibration dict, eval label) or None."""
-    from wanda_viz.analysis.sweep import model_fingerprint
+    from wanda_viz.points import model_fingerprint
     if size == "demo":
         if not (DEMO_MODEL_DIR / "config.json").is_file():
             return None
         from wanda_viz import get_calibration_ids, get_eval_ids, load_model
-        from wanda_viz.models import model_context_length
+        from wanda_viz.layers import model_context_length
         model, tokenizer = load_model(DEMO_MODEL_DIR, device="cpu", dtype="float32")
         args.seq_len = min(args.seq_len, model_context_length(model) or args.seq_len)
         calib, desc = get_calibration_ids(tokenizer, source=common.calibration_source(),
@@ -49,12 +49,19 @@ def load_subject(size: str, args, cache_dir: Path):
 
 
 def _timed_sweep(run_sweep, subject, cache_dir, sparsities, args) -> tuple[float, object]:
+    from wanda_viz.analysis.sweep import SweepSpec
+    from wanda_viz.config import EvalConfig
+    from wanda_viz.points import PointRunner, resolve_eval_setup
     model, calib, eval_ids, fingerprint, desc, label = subject
     start = time.perf_counter()
-    table = run_sweep(model, calib, eval_ids, fingerprint=fingerprint, methods=METHODS,
-                      sparsities=sparsities, structures=args.structures, calibration=desc,
-                      eval_label=label, seq_len=args.seq_len, max_windows=args.max_windows,
-                      cache_dir=cache_dir, batch_size=args.batch_size, show_progress=False)
+    setup = resolve_eval_setup(model, EvalConfig(seq_len=args.seq_len,
+                                                 max_windows=args.max_windows),
+                               eval_ids=eval_ids, eval_label=label, calib_ids=calib,
+                               calibration=desc, fingerprint=fingerprint, cache_dir=cache_dir,
+                               batch_size=args.batch_size)
+    spec = SweepSpec(methods=METHODS, sparsities=tuple(sparsities),
+                     structures=tuple(args.structures))
+    table = run_sweep(PointRunner(model, setup), spec, show_progress=False)
     return time.perf_counter() - start, table
 
 

@@ -4,7 +4,8 @@ tasks through lm-evaluation-harness, offline; writes one JSON record and prints 
 States: dense, then magnitude, Wanda and SparseGPT at 50% unstructured and at 2:4, all pruned
 from the same dense weights with the same calibration windows. Each task is scored on the first
 ``--limit`` validation items (the harness's ``limit``); the standard errors are the harness's.
-Points are cached per task (``wanda_viz.zeroshot`` cache), so an interrupted run resumes.
+Every state is a point of the one point runner (``ZeroShot`` metric, the one point cache), so an
+interrupted run resumes at the first state not finished.
 
     python scripts/measure_zero_shot.py --limit 50 --out-json docs/zero_shot_smollm2.json
     python scripts/measure_zero_shot.py --time-only --limit 20   # dense only: a dashboard default
@@ -25,12 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wanda_viz import get_calibration_ids, load_model  # noqa: E402
-from wanda_viz.analysis import model_fingerprint  # noqa: E402
+from wanda_viz.points import model_fingerprint  # noqa: E402
 from wanda_viz.config import PruneConfig  # noqa: E402
 from wanda_viz.data import default_calibration_source  # noqa: E402
 from wanda_viz.gguf import REAL_MODEL  # noqa: E402
-from wanda_viz.zeroshot import (TASK_NAMES, PointData, ZeroShotSettings, parse_tasks,  # noqa: E402
-                                zero_shot_point)
+from wanda_viz.zeroshot import (TASK_NAMES, ZeroShotSettings, parse_tasks,  # noqa: E402
+                                zero_shot_points, zero_shot_runner)
 
 STATES = (("dense", None),
           ("magnitude 50%", PruneConfig(method="magnitude", sparsity=0.5)),
@@ -58,9 +59,9 @@ def _commit() -> str:
                           cwd=root, check=False).stdout.strip() or "unknown"
 
 
-def measure_state(model, tokenizer, label, config, settings, data, cache_dir) -> dict:
+def measure_state(runner, tokenizer, label, config, settings) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
-    result = zero_shot_point(model, tokenizer, config, settings, data, cache_dir=cache_dir)
+    ((_, result),) = zero_shot_points(runner, [config], settings, tokenizer)
     row = {"state": label, "config": None if config is None else config.to_dict(),
            "mean_acc": result.mean_acc(), "wall_s": time.perf_counter() - wall,
            "cpu_s": time.process_time() - cpu,
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--cache-dir", default=None, help="zero-shot point cache")
+    parser.add_argument("--cache-dir", default=None, help="point cache folder")
     parser.add_argument("--time-only", action="store_true", help="dense only (a timing)")
     parser.add_argument("--states", default=None,
                         help="comma-separated state labels to run, in this order (default: all; "
@@ -132,8 +133,8 @@ def main(argv=None) -> int:
         calib_ids, calib = get_calibration_ids(
             tokenizer, source=default_calibration_source(args.data_dir), n_samples=args.n_samples,
             seq_len=args.seq_len, seed=args.seed, data_dir=args.data_dir)
-    data = PointData(fingerprint=model_fingerprint(args.model, model=model), calib_ids=calib_ids,
-                     calibration=calib)
+    runner = zero_shot_runner(model, fingerprint=model_fingerprint(args.model, model=model),
+                              calib_ids=calib_ids, calibration=calib, cache_dir=args.cache_dir)
     record = {"model": args.model, "commit": _commit(), "note": args.note,
               "settings": {"tasks": list(settings.tasks), "limit": args.limit, "num_fewshot": 0,
                            "batch_size": args.batch_size, "calibration": calib,
@@ -142,8 +143,7 @@ def main(argv=None) -> int:
               "platform": platform.platform(), "load_average_start": os.getloadavg(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "states": []}
     for label, config in states:
-        row, result = measure_state(model, tokenizer, label, config, settings, data,
-                                    args.cache_dir)
+        row, result = measure_state(runner, tokenizer, label, config, settings)
         record.update(harness=result.protocol()["harness"], data=result.protocol()["data"],
                       protocol=result.protocol_text(), metrics=result.protocol()["metrics"])
         record["states"].append(row)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ui_handlers import save_tiny_checkpoint, write_tiny_data
+from helpers import save_ui_checkpoint, write_tiny_data
 
 
 def free_port() -> int:
@@ -27,7 +27,7 @@ def serve_app(root: Path, *, tiny_model: bool = True, fresh: bool = False) -> It
         monkeypatch.delenv("WANDA_VIZ_DATA", raising=False)
         monkeypatch.delenv("WANDA_VIZ_MODEL", raising=False)
     elif tiny_model:
-        monkeypatch.setenv("WANDA_VIZ_MODEL", str(save_tiny_checkpoint(root / "model")))
+        monkeypatch.setenv("WANDA_VIZ_MODEL", str(save_ui_checkpoint(root / "model")))
         monkeypatch.setenv("WANDA_VIZ_DATA", str(write_tiny_data(root / "data")))
     monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(root / "sweeps"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -1,6 +1,8 @@
-"""Shared fixtures: tiny random models (``wanda_viz.testing``), calibration ids, the data folder.
+"""Shared fixtures: tiny random models (``wanda_viz.testing``), calibration ids, the data folder,
+point runners, and the dashboard's tiny checkpoint and environment (``tiny_assets``, ``app_env``).
 
-Model factories are function-scoped so pruning cannot leak from one test into another.
+Model factories are function-scoped so pruning cannot leak from one test into another. Plain
+helper functions live in helpers.py; no test module is imported by another.
 """
 from __future__ import annotations
 
@@ -46,6 +48,48 @@ def calib_ids() -> torch.Tensor:
     """Random token ids (4, 16), seeded."""
     generator = torch.Generator().manual_seed(0)
     return torch.randint(0, VOCAB, (4, 16), generator=generator)
+
+
+@pytest.fixture
+def make_runner():
+    """Factory of point runners: ``make_runner(model, calib_ids, eval_ids, seq_len=16, ...)``.
+
+    Keywords: seq_len, max_windows (EvalConfig), calibration, fingerprint (None = no disk
+    cache), cache_dir, model_for_point, dense, cancel.
+    """
+    from wanda_viz.config import EvalConfig
+    from wanda_viz.points import PointRunner, resolve_eval_setup
+
+    def make(model, calib_ids, eval_ids, *, seq_len=16, max_windows=None, calibration=None,
+             fingerprint=None, cache_dir=None, **runner_kwargs):
+        setup = resolve_eval_setup(model, EvalConfig(seq_len=seq_len, max_windows=max_windows),
+                                   eval_ids=eval_ids, calib_ids=calib_ids,
+                                   calibration=calibration, fingerprint=fingerprint,
+                                   cache_dir=cache_dir)
+        return PointRunner(model, setup, **runner_kwargs)
+    return make
+
+
+@pytest.fixture(scope="module")
+def tiny_assets(tmp_path_factory) -> tuple[Path, Path]:
+    """The dashboard tests' checkpoint and data folder, written once per module."""
+    from helpers import save_ui_checkpoint, write_tiny_data
+    root = tmp_path_factory.mktemp("ui")
+    return save_ui_checkpoint(root / "model"), write_tiny_data(root / "data")
+
+
+@pytest.fixture
+def app_env(tiny_assets, monkeypatch, tmp_path):
+    """Point the app at the tiny checkpoint and data; start every test with an empty cache."""
+    from wanda_viz.service.cache import MODELS
+    model_dir, data_dir = tiny_assets
+    monkeypatch.setenv("WANDA_VIZ_MODEL", str(model_dir))
+    monkeypatch.setenv("WANDA_VIZ_DATA", str(data_dir))
+    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(tmp_path / "sweeps"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    MODELS.clear()
+    yield model_dir
+    MODELS.clear()
 
 
 @pytest.fixture

@@ -6,42 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
+from helpers import SENTENCES, save_sentence_llama
 from wanda_viz.cli import main
-
-SENTENCES = ("the cat sat on the mat . a dog ran in the park , and it was good . "
-             "she said that the old man saw a bird fly over the river ; then it rained .")
-
-
-def make_word_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over SENTENCES (no downloads): id 0 <unk>, 1 <eos>."""
-    words = sorted(set(SENTENCES.split()))
-    vocab = {"<unk>": 0, "<eos>": 1, **{w: i + 2 for i, w in enumerate(words)}}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>",
-                                   eos_token="<eos>", pad_token="<eos>")
-
-
-def make_saved_llama(folder: Path, seed: int = 0) -> Path:
-    """A tiny random LLaMA with the word tokenizer, saved with save_pretrained."""
-    tokenizer = make_word_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, eos_token_id=1, pad_token_id=1,
-                         bos_token_id=1)
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
 
 @pytest.fixture
 def saved_model(tmp_path) -> Path:
-    return make_saved_llama(tmp_path / "tiny-llama")
+    return save_sentence_llama(tmp_path / "tiny-llama")
 
 
 @pytest.fixture
@@ -106,7 +76,7 @@ def test_outliers_command_prints_tables(saved_model, text_files, tmp_path, capsy
 
 @pytest.mark.slow
 def test_commands_on_the_demo_model(data_dir, tmp_path, capsys):
-    from wanda_viz.models import DEMO_MODEL_DIR
+    from wanda_viz.loading import DEMO_MODEL_DIR
 
     if not (DEMO_MODEL_DIR / "config.json").is_file():
         pytest.skip("the embedded demo model is not built yet")

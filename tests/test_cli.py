@@ -14,8 +14,8 @@ import wanda_viz.data as data_module
 from helpers import make_tokenizer, prunable_zero_count, save_tiny_model, write_text
 from wanda_viz.cli import main
 from wanda_viz.data import DATA_ENV
-from wanda_viz.models import count_prunable_params, find_decoder_layers, find_prunable_layers, \
-    weight_matrix
+from wanda_viz.layers import (count_prunable_params, find_decoder_layers, find_prunable_layers,
+                              weight_matrix)
 
 
 @pytest.fixture

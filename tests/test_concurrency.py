@@ -1,6 +1,6 @@
 """Long jobs yield the shared model between points; the sweep size cap; queue groups and waits.
 
-On the tiny checkpoint of test_ui_handlers (fixtures imported from there). Threads are ordered
+On the tiny checkpoint of conftest.py's app_env. Threads are ordered
 with events and ``FairLock.wait_for_waiters``, never with sleeps.
 """
 from __future__ import annotations
@@ -10,10 +10,15 @@ import threading
 import pytest
 import torch
 
-from test_ui_handlers import SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import SETUP
 
 TIMEOUT = 60.0
 SWEEP = dict(methods=("magnitude", "wanda"), sparsities=(0.3, 0.5), structures=("unstructured",))
+
+
+def _spec(**fields):
+    from wanda_viz.analysis import SweepSpec
+    return SweepSpec(**fields)
 
 
 def _pruned_session():
@@ -28,27 +33,27 @@ def _pruned_session():
 
 def _sweep(session, limits, cache_dir):
     from wanda_viz.service import jobs
-    return jobs.sweep_job(session.model, session.calib_ids, session.eval_spec, **SWEEP,
+    return jobs.sweep_job(session.model, session.calib_ids, session.eval_spec, _spec(**SWEEP),
                           calibration=session.calibration, limits=limits,
                           cache_dir=str(cache_dir))
 
 
 def test_a_generation_runs_between_two_sweep_points(app_env, monkeypatch, tmp_path):
-    import wanda_viz.analysis.sweep as sweep_module
+    from wanda_viz.points import Perplexity
     from wanda_viz.service import jobs
     from wanda_viz.service.cache import MODELS
     session, limits = _pruned_session()
     alone = _sweep(session, limits, tmp_path / "alone")  # reference: nobody else waiting
     (entry,) = MODELS._models.values()
     order, first_point, dense_at_generation = [], threading.Event(), []
-    compute_point, compare = sweep_module._compute_point, jobs.compare_generations
+    evaluate, compare = Perplexity.evaluate, jobs.compare_generations
 
-    def traced_point(model, config, *args, **kwargs):
-        order.append(f"point {config.label() if config else 'dense'}")
+    def traced_point(metric, model, setup, cancel):  # runs while the point holds the model
+        order.append(f"point {len(order)}")
         if not first_point.is_set():
             first_point.set()
             assert MODELS.lock.wait_for_waiters(1, TIMEOUT)  # the generation queued meanwhile
-        return compute_point(model, config, *args, **kwargs)
+        return evaluate(metric, model, setup, cancel)
 
     def traced_generation(model, *args, **kwargs):
         order.append("generation")
@@ -56,7 +61,7 @@ def test_a_generation_runs_between_two_sweep_points(app_env, monkeypatch, tmp_pa
                                        for n, w in _weights(model).items()))
         return compare(model, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "_compute_point", traced_point)
+    monkeypatch.setattr(Perplexity, "evaluate", traced_point)
     monkeypatch.setattr(jobs, "compare_generations", traced_generation)
     results = {}
     sweeper = threading.Thread(target=lambda: results.setdefault(
@@ -66,7 +71,7 @@ def test_a_generation_runs_between_two_sweep_points(app_env, monkeypatch, tmp_pa
     comparison = jobs.generate_job(session.model, session.runs, "the cat", limits=limits,
                                    max_new_tokens=3)
     sweeper.join(TIMEOUT)
-    assert order[0] == "point dense" and order[1] == "generation"  # not after the whole sweep
+    assert order[0] == "point 0" and order[1] == "generation"  # not after the whole sweep
     assert len(order) == 1 + len(alone)  # every other point ran after it
     assert dense_at_generation == [True]  # the sweep restored the dense weights first
     assert list(comparison.results) == ["dense", "wanda 50%"]
@@ -78,7 +83,7 @@ def test_a_generation_runs_between_two_sweep_points(app_env, monkeypatch, tmp_pa
 
 
 def _weights(model) -> dict:
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     return WeightBackup(model).weights
 
 
@@ -110,10 +115,12 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
     from wanda_viz.ui.tabs import sweep
     monkeypatch.setenv("WANDA_VIZ_MAX_SWEEP_POINTS", "3")
     limits = get_limits()
-    assert jobs.check_sweep_size(("wanda",), (0.3, 0.5), ("unstructured", "2:4"), limits) == 3
+    assert jobs.check_sweep_size(_spec(methods=("wanda",), sparsities=(0.3, 0.5),
+                                       structures=("unstructured", "2:4")), limits) == 3
     with pytest.raises(ValueError, match=r"this sweep has 4 pruned points; this host runs at "
                                          r"most 3 per request \(WANDA_VIZ_MAX_SWEEP_POINTS\)"):
-        jobs.check_sweep_size(("magnitude", "wanda"), (0.3, 0.5), ("unstructured",), limits)
+        jobs.check_sweep_size(_spec(methods=("magnitude", "wanda"), sparsities=(0.3, 0.5)),
+                              limits)
     session, _limits = _pruned_session()
     MODELS.clear()
     with pytest.raises(Exception, match="WANDA_VIZ_MAX_SWEEP_POINTS") as err:
@@ -124,15 +131,30 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
     assert MODELS.loaded() == []  # refused before the model was even loaded
 
 
+def _point_runner_jobs() -> set[str]:
+    """Endpoints whose job runs on a PointRunner (model per point), read from service/jobs.py."""
+    import ast
+    import inspect
+
+    from wanda_viz.service import jobs
+    tree = ast.parse(inspect.getsource(jobs))
+    return {node.name.removesuffix("_job") for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("_job")
+            and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_point_runner"
+                    for n in ast.walk(node))}
+
+
 def test_long_jobs_have_their_own_queue_and_show_progress(app_env):
+    from helpers import documented_endpoints
     from wanda_viz.ui import build_demo
     demo = build_demo()
-    events = {fn.api_name: fn for fn in demo.fns.values()
-              if fn.api_name in ("sweep", "ablation", "prune", "preset", "outliers", "scores",
-                                 "generate")}
-    assert len(events) == 7
+    named = {name.lstrip("/") for name in demo.get_api_info()["named_endpoints"]}
+    events = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in named}
+    assert {f"/{name}" for name in events} == documented_endpoints()
+    long_jobs = _point_runner_jobs()
+    assert {"sweep", "ablation", "why"} <= long_jobs  # the reading itself works
     for name, fn in events.items():
-        group = "long" if name in ("sweep", "ablation") else "gpu"
+        group = "long" if name in long_jobs else "gpu"
         assert (fn.concurrency_id, fn.concurrency_limit) == (group, 1), name
         assert fn.show_progress != "hidden", name  # Gradio shows the queue position
         assert fn.tracks_progress, name  # the handler's gr.Progress reaches the browser

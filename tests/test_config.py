@@ -35,9 +35,9 @@ def test_parse_structure_errors(text, message):
     (dict(structure="2:4", wanda_variant=True), "unstructured Wanda only"),
     (dict(structure="2:4", owl=True), "OWL"),
     (dict(owl=True, owl_lambda=0.6), "owl_lambda"),
-    (dict(block_size=0), "positive"),
+    (dict(method="sparsegpt", settings={"block_size": 0}), "block_size must be positive"),
     (dict(batch_size=0), "positive"),
-    (dict(percdamp=0.0), "percdamp must be positive"),
+    (dict(method="sparsegpt", settings={"percdamp": 0.0}), "percdamp must be positive"),
 ])
 def test_prune_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from test_analysis_cli import make_saved_llama
+from helpers import save_sentence_llama
 
 from wanda_viz import PruneConfig, WeightBackup, load_model, prune_model
 from wanda_viz.analysis import compare_generations, first_divergence
@@ -15,7 +15,7 @@ PROMPT = "the cat sat on the"
 
 @pytest.fixture
 def model_and_tokenizer(tmp_path):
-    model, tokenizer = load_model(make_saved_llama(tmp_path / "m"), device="cpu")
+    model, tokenizer = load_model(save_sentence_llama(tmp_path / "m"), device="cpu")
     model.generation_config.eos_token_id = None  # random weights: never stop early
     return model, tokenizer
 

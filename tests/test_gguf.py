@@ -10,7 +10,7 @@ import torch
 
 import wanda_viz.gguf as gguf
 from conftest import make_tiny_model
-from wanda_viz.models import load_model
+from wanda_viz.loading import load_model
 
 
 def test_gguf_sources_are_recognised(tmp_path, monkeypatch):
@@ -84,7 +84,7 @@ def test_clear_quantization_removes_every_marker():
 
 
 def test_sweep_fingerprint_of_a_gguf_is_its_content(tmp_path):
-    from wanda_viz.analysis import model_fingerprint
+    from wanda_viz.points import model_fingerprint
     file = tmp_path / "m.gguf"
     file.write_bytes(b"weights v1")
     first = model_fingerprint(str(file))

@@ -5,7 +5,7 @@ import torch
 from conftest import make_tiny_model
 
 from wanda_viz import WeightBackup
-from wanda_viz.analysis import CATEGORY_LABELS, compare_group_masks, group_ablation
+from wanda_viz.analysis import AblationSpec, CATEGORY_LABELS, compare_group_masks, group_ablation
 from wanda_viz.pruning import wanda_scores
 
 
@@ -31,14 +31,14 @@ def test_row_and_layer_masks_agree_on_uniform_rows():
     assert torch.equal(comparison.row_sparsity_layer_mask, torch.full((3,), 0.5))
 
 
-def test_group_ablation_table_and_restore(calib_ids):
+def test_group_ablation_table_and_restore(calib_ids, make_runner):
     model = make_tiny_model("llama")
     dense = {k: v.clone() for k, v in model.state_dict().items()}
     eval_ids = torch.randint(0, 99, (1, 80), generator=torch.Generator().manual_seed(1))
     calls = []
-    table = group_ablation(model, calib_ids, eval_ids, 0.5, seq_len=16, max_windows=2,
-                           callback=lambda done, total, row: calls.append((done, total)),
-                           dense=WeightBackup(model))
+    runner = make_runner(model, calib_ids, eval_ids, max_windows=2, dense=WeightBackup(model))
+    table = group_ablation(runner, AblationSpec(sparsity=0.5),
+                           callback=lambda done, total, row: calls.append((done, total)))
     assert table["method"].tolist() == ["dense"] + ["wanda"] * 3 + ["magnitude"] * 3
     assert table["group"].tolist() == ["-"] + ["row", "layer", "input"] * 2
     assert (table.loc[1:, "achieved_sparsity"] == 0.5).all()

@@ -80,3 +80,41 @@ def test_no_module_imports_the_cli_package():
                 module = node.module or ""
                 assert not module.endswith("cli") and "cli." not in module, path
                 assert not (node.level and any(a.name == "cli" for a in node.names)), path
+
+
+def _relative_imports(path: Path) -> set[str]:
+    """Modules named by the relative imports of ``path`` (``from ..layers import x`` -> layers)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            found.add((node.module or "").split(".")[-1])
+            found.update(alias.name for alias in node.names if node.module is None)
+    return found
+
+
+def test_geometry_without_the_loader_and_no_use_of_the_models_shim():
+    """models.py was split: the kernels read weights through layers.py and never import the
+    loader; nothing in the package imports the compatibility shim ``models``."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "models.py":
+            continue
+        assert "models" not in _relative_imports(path), path
+    for path in (PACKAGE / "pruning").glob("*.py"):
+        assert "loading" not in _relative_imports(path), path
+    assert "loading" not in _relative_imports(PACKAGE / "layers.py")
+
+
+def test_registry_imports_no_config_and_no_data():
+    """registry -> config -> pipeline is the one import order (no lazy import, no re-export)."""
+    assert not _relative_imports(PACKAGE / "pruning" / "registry.py") & {"config", "data",
+                                                                          "pipeline"}
+    source = (PACKAGE / "pruning" / "config.py").read_text(encoding="utf-8")
+    assert "import" not in "".join(line for line in source.splitlines() if line.startswith(" "))
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in conftest.py and helpers in helpers.py / why_planted.py: a test
+    module imported by another would run its tests twice and hide its fixtures' origin."""
+    tests = Path(__file__).resolve().parent
+    for path in tests.glob("*.py"):
+        assert not {root for root in imported_roots(path) if root.startswith("test_")}, path

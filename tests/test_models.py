@@ -13,9 +13,10 @@ from transformers.pytorch_utils import Conv1D
 
 from conftest import make_tiny_model
 from helpers import make_tokenizer, save_tiny_model
-from wanda_viz.models import (WeightBackup, count_prunable_params, find_decoder_layers,
-                              find_prunable_layers, load_model, model_context_length,
-                              resolve_device, resolve_dtype, resolve_seq_len, weight_matrix)
+from wanda_viz.layers import (WeightBackup, count_prunable_params, find_decoder_layers,
+                              find_prunable_layers, model_context_length, resolve_device,
+                              resolve_seq_len, weight_matrix)
+from wanda_viz.loading import load_model, resolve_dtype
 
 LLAMA_LIKE = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
@@ -153,3 +154,12 @@ def test_load_model_dtype(tmp_path):
     folder = save_tiny_model(tmp_path / "tiny", "gpt2")
     model, _ = load_model(folder, device="cpu", dtype="bfloat16")
     assert next(model.parameters()).dtype == torch.bfloat16
+
+
+def test_a_block_without_prunable_layers_is_an_error_naming_its_layer_types():
+    """Instead of a silent 0%-pruned model (e.g. an architecture with its own layer class)."""
+    block = nn.Sequential(nn.Conv1d(4, 4, 1), nn.LayerNorm(4))
+    with pytest.raises(ValueError, match=r"model.layers.0 has parameters but no prunable layer "
+                                         r".*Conv1d, LayerNorm"):
+        find_prunable_layers(block, "model.layers.0")
+    assert find_prunable_layers(nn.Sequential(nn.ReLU()), "x") == {}  # no parameters: fine

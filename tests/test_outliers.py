@@ -9,7 +9,7 @@ from conftest import make_tiny_model
 
 from wanda_viz.analysis import (collect_activation_report, find_massive_activations,
                                 find_outlier_features, input_norm_table, layer_magnitude_table)
-from wanda_viz.models import find_decoder_layers
+from wanda_viz.layers import find_decoder_layers
 
 OUTLIER, MASSIVE, SECOND, LATE, FIRST_TOKEN = 5, 11, 13, 20, 7
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_model
-from wanda_viz.models import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
+from wanda_viz.layers import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
 from wanda_viz.pruning import prune_model
 from wanda_viz.config import PruneConfig
 from wanda_viz.pruning.state import KeptWeights, PackedMask, apply_packed_masks, pack_keep_masks

@@ -12,10 +12,11 @@ import torch
 from conftest import TINY_CONFIGS, make_tiny_model
 from wanda_viz.config import PruneConfig
 from wanda_viz.evaluate import perplexity
-from wanda_viz.models import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
+from wanda_viz.layers import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
 from wanda_viz.pruning import outlier_ratio, owl_block_sparsities, prune_model
+from wanda_viz.pruning.registry import METHOD_NAMES
 
-METHODS = ["magnitude", "wanda", "sparsegpt"]
+METHODS = list(METHOD_NAMES)  # every registered method
 FAMILIES = list(TINY_CONFIGS)
 
 
@@ -25,7 +26,7 @@ def _prunable(model) -> dict[str, torch.nn.Module]:
 
 
 def _assert_exact(result, model, config: PruneConfig) -> None:
-    """Every layer's mask has the exact count its method and structure prescribe."""
+    """Every layer's mask has the exact count its comparison group and structure prescribe."""
     layers = _prunable(model)
     assert result.keep_masks.keys() == layers.keys()
     for name, layer in layers.items():
@@ -39,12 +40,15 @@ def _assert_exact(result, model, config: PruneConfig) -> None:
             n, m = config.nm
             groups = (~keep_mask).reshape(rows, columns // m, m).sum(dim=-1)
             assert (groups == n).all(), name
-        elif config.method == "wanda":
+        elif config.comparison_group == "row":
             assert ((~keep_mask).sum(dim=1) == int(columns * config.sparsity)).all(), name
-        elif config.method == "magnitude":
+        elif config.comparison_group == "input":
+            assert ((~keep_mask).sum(dim=0) == int(rows * config.sparsity)).all(), name
+        elif config.comparison_group == "layer":
             assert int((~keep_mask).sum()) == int(rows * columns * config.sparsity), name
-        else:  # SparseGPT: one threshold per 128-column block
-            for block in keep_mask.split(config.block_size, dim=1):
+        else:  # "block" (SparseGPT): one threshold per column block of settings.block_size
+            assert config.comparison_group == "block", config.comparison_group
+            for block in keep_mask.split(config.settings.block_size, dim=1):
                 assert int((~block).sum()) == int(block.numel() * config.sparsity), name
         assert result.layer_sparsity[name] == pytest.approx(1 - keep_mask.float().mean().item())
 
@@ -127,7 +131,7 @@ def test_prune_then_restore_is_bit_identical(method, calib_ids):
 def test_no_hooks_left_when_calibration_raises(calib_ids, monkeypatch):
     """An exception inside record_inputs (here: a stats object failing) leaves no hooks behind."""
     model = make_tiny_model("llama")
-    import wanda_viz.pruning.pipeline as pipeline
+    import wanda_viz.sequential as sequential
 
     def failing_stats(*args, **kwargs):
         class Failing:
@@ -135,7 +139,7 @@ def test_no_hooks_left_when_calibration_raises(calib_ids, monkeypatch):
                 raise RuntimeError("stats failed")
         return Failing()
 
-    monkeypatch.setattr(pipeline, "CalibrationStats", failing_stats)
+    monkeypatch.setattr(sequential, "CalibrationStats", failing_stats)
     with pytest.raises(RuntimeError, match="stats failed"):
         prune_model(model, calib_ids, PruneConfig(method="wanda"))
     _assert_no_hooks(model)  # record_inputs removed them in its finally

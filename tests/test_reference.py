@@ -129,7 +129,7 @@ def test_statistics_match_wrapped_gpt_and_sparsegpt_add_batch():
     for sequence in inputs:
         wrapped.add_batch(sequence.unsqueeze(0), None)
         gpt.add_batch(sequence.unsqueeze(0), None)
-    ours = CalibrationStats(24, "cpu", hessian=True)
+    ours = CalibrationStats(24, "cpu", statistics=("hessian",))
     ours.add_batch(inputs[:4])
     ours.add_batch(inputs[4:])
     torch.testing.assert_close(ours.input_sq_norm, wrapped.scaler_row)

@@ -10,8 +10,10 @@ from conftest import make_tiny_model
 from wanda_viz.analysis import (analyze_layer_scores, collect_layer_stats, compute_layer_scores,
                                 group_keep_mask, pruned_overlap, rank_values, score_thresholds,
                                 spearman_correlation)
-from wanda_viz.models import weight_matrix
-from wanda_viz.pruning import calibrate_blocks, sparsegpt_saliency
+from wanda_viz.layers import weight_matrix
+from wanda_viz.pruning import sparsegpt_saliency
+from wanda_viz.pruning.registry import METHOD_NAMES
+from wanda_viz.sequential import calibrate_blocks
 from wanda_viz.stats import CalibrationStats
 
 LAYER = "model.layers.0.mlp.down_proj"
@@ -44,9 +46,9 @@ def test_thresholds_per_group_golden():
 def test_block_group_prunes_exactly_per_128_columns():
     scores = torch.rand(8, 256, generator=torch.Generator().manual_seed(0))
     scores[:, 128:] *= 100  # the second block's scores are all larger
-    keep = group_keep_mask(scores, 0.25, "block")
+    keep = group_keep_mask(scores, 0.25, "block", block_size=128)
     assert (~keep[:, :128]).sum() == 256 and (~keep[:, 128:]).sum() == 256
-    assert len(score_thresholds(scores, keep, "block")["values"]) == 2
+    assert len(score_thresholds(scores, keep, "block", block_size=128)["values"]) == 2
 
 
 def test_pruned_overlap_golden():
@@ -67,7 +69,7 @@ def test_unit_input_norms_make_wanda_equal_magnitude():
 def test_single_layer_stats_match_sequential_first_block(calib_ids, family, layer):
     model = make_tiny_model(family)
     stats = collect_layer_stats(model, calib_ids, layer, batch_size=2)
-    step = next(iter(calibrate_blocks(model, calib_ids, hessian=True)))
+    step = next(iter(calibrate_blocks(model, calib_ids, statistics=("hessian",))))
     assert torch.allclose(stats.input_sq_norm, step.stats[layer].input_sq_norm, rtol=1e-5)
     assert torch.allclose(stats.hessian, step.stats[layer].hessian, rtol=1e-4, atol=1e-7)
     assert all(not m._forward_hooks for m in model.modules())
@@ -77,7 +79,7 @@ def test_analyze_layer_scores_on_tiny_llama(calib_ids):
     model = make_tiny_model("llama")
     report = analyze_layer_scores(model, calib_ids, LAYER, 0.5)
     assert report.shape == (32, 64)
-    assert set(report.scores) == {"magnitude", "wanda", "sparsegpt"}
+    assert set(report.scores) == set(METHOD_NAMES)
     assert report.groups == {"magnitude": "layer", "wanda": "row", "sparsegpt": "block"}
     assert len(report.thresholds["wanda"]["values"]) == 32  # one per output row
     for keep in report.keep_masks.values():

@@ -9,12 +9,13 @@ import torch
 
 from conftest import make_tiny_model
 from wanda_viz.config import PruneConfig
-from wanda_viz.models import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
+from wanda_viz.layers import WeightBackup, find_decoder_layers, find_prunable_layers, weight_matrix
 from wanda_viz.pruning import prune_model
+from wanda_viz.pruning.registry import METHOD_NAMES, get_method
 from wanda_viz.service.session import RunRecord, Session
 from wanda_viz.service.weights_store import UPDATED_WEIGHTS, UpdatedWeightsStore, values_nbytes
 
-from test_ui_handlers import app_env, tiny_assets  # noqa: E402,F401 (fixtures)
+
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def calib() -> torch.Tensor:
     return torch.randint(0, 90, (4, 16), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt"])
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_a_record_keeps_packed_masks_only_and_rebuilds_the_run(method, calib):
     model = make_tiny_model("llama")
     record, pruned, masks = _pruned_record(model, method, calib)
@@ -53,8 +54,9 @@ def test_a_record_keeps_packed_masks_only_and_rebuilds_the_run(method, calib):
     for name, mask in masks.items():
         assert torch.equal(record.masks[name].to_tensor(), mask)
     assert record.nbytes == sum(-(-m.numel() // 8) for m in masks.values())  # 1 bit per weight
-    assert (record.weights_key is not None) == (method == "sparsegpt")
-    expected_store = sum(int(m.sum()) * 4 for m in masks.values()) if method == "sparsegpt" else 0
+    updates = get_method(method).updates_weights
+    assert (record.weights_key is not None) == updates
+    expected_store = sum(int(m.sum()) * 4 for m in masks.values()) if updates else 0
     assert UPDATED_WEIGHTS.nbytes == expected_store  # fp32 kept values only
     record.apply(model)
     assert all(torch.equal(pruned[n], w) for n, w in _weights(model).items())
@@ -131,7 +133,7 @@ def test_dropped_runs_free_their_store_entries(calib):
 
 def test_generation_after_eviction_matches_the_original_run(app_env, caplog):
     """Through the dashboard handlers: a SparseGPT run evicted between two generations."""
-    from test_ui_handlers import _prune
+    from helpers import prune_with_ui as _prune
     from wanda_viz.ui.tabs import generate
     session = _prune(method="sparsegpt")["session"]
     decoding = dict(prompt="the cat", run="sparsegpt 50%", max_new_tokens=6, do_sample=False,

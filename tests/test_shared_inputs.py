@@ -13,8 +13,9 @@ from torch import nn
 from conftest import TINY_CONFIGS, make_tiny_model
 from wanda_viz.calibration import record_inputs
 from wanda_viz.config import PruneConfig
-from wanda_viz.models import weight_matrix
-from wanda_viz.pruning import calibrate_blocks, prune_model
+from wanda_viz.layers import weight_matrix
+from wanda_viz.pruning import prune_model
+from wanda_viz.sequential import calibrate_blocks
 from wanda_viz.stats import CalibrationStats
 
 
@@ -39,8 +40,9 @@ def test_opt_shares_qkv_in_any_module_order(calib_ids):
 
 @pytest.mark.parametrize("family", list(TINY_CONFIGS))
 def test_shared_statistics_equal_per_layer_statistics(family, calib_ids):
-    shared = calibrate_blocks(make_tiny_model(family), calib_ids, batch_size=3, hessian=True)
-    alone = calibrate_blocks(make_tiny_model(family), calib_ids, batch_size=3, hessian=True,
+    hessian = ("hessian",)
+    shared = calibrate_blocks(make_tiny_model(family), calib_ids, batch_size=3, statistics=hessian)
+    alone = calibrate_blocks(make_tiny_model(family), calib_ids, batch_size=3, statistics=hessian,
                              share_inputs=False)
     for step_shared, step_alone in zip(shared, alone):
         assert len({id(s) for s in step_alone.stats.values()}) == len(step_alone.layers)

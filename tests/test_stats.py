@@ -38,8 +38,8 @@ def test_accumulators_match_closed_form(inputs, splits):
 
 
 def test_batched_equals_one_by_one(inputs):
-    batched, single = CalibrationStats(DIM, "cpu", hessian=True), CalibrationStats(DIM, "cpu",
-                                                                                  hessian=True)
+    batched = CalibrationStats(DIM, "cpu", statistics=("hessian",))
+    single = CalibrationStats(DIM, "cpu", statistics=("hessian",))
     batched.add_batch(inputs)
     for sequence in inputs:
         single.add_batch(sequence.unsqueeze(0))
@@ -56,7 +56,7 @@ def test_two_dim_input_is_one_sequence(inputs):
 
 
 def test_half_inputs_accumulate_in_float32(inputs):
-    stats = CalibrationStats(DIM, "cpu", hessian=True)
+    stats = CalibrationStats(DIM, "cpu", statistics=("hessian",))
     stats.add_batch(inputs.half())
     assert stats.input_sq_norm.dtype == STATS_DTYPE == torch.float32
     assert stats.hessian.dtype == torch.float32
@@ -73,7 +73,7 @@ def test_hessian_is_optional():
 
 def test_flattened_batch_counts_sequences_when_seq_len_known(inputs):
     """OPT's fc1/fc2 see (batch * seq, d): with seq_len given, that is still batch sequences."""
-    flattened = CalibrationStats(DIM, "cpu", hessian=True, seq_len=SEQ_LEN)
+    flattened = CalibrationStats(DIM, "cpu", statistics=("hessian",), seq_len=SEQ_LEN)
     flattened.add_batch(inputs[:4].reshape(-1, DIM))
     flattened.add_batch(inputs[4:].reshape(-1, DIM))
     expected_norm, expected_hessian = _closed_forms(inputs)

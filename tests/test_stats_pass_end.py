@@ -16,9 +16,11 @@ from torch import nn
 
 from conftest import TINY_CONFIGS, make_tiny_model
 from wanda_viz.config import PruneConfig
-from wanda_viz.models import find_decoder_layers, find_prunable_layers
-from wanda_viz.pruning import calibrate_blocks, pipeline, prune_model
-from wanda_viz.pruning.pipeline import _StatsPassEnd
+from wanda_viz.layers import find_decoder_layers, find_prunable_layers
+from wanda_viz.pruning import prune_model
+from wanda_viz.pruning import pipeline
+from wanda_viz.sequential import calibrate_blocks
+from wanda_viz.block_pass import StatsPassEnd as _StatsPassEnd
 
 N_BATCHES = 2  # calib_ids has 4 windows, batch_size 3
 
@@ -26,7 +28,7 @@ N_BATCHES = 2  # calib_ids has 4 windows, batch_size 3
 def _steps_stats(model, calib_ids, dense_outputs: bool) -> list[dict]:
     """Per block {layer: (input_sq_norm, hessian)}; every step's outputs recomputed."""
     found = []
-    for step in calibrate_blocks(model, calib_ids, batch_size=3, hessian=True,
+    for step in calibrate_blocks(model, calib_ids, batch_size=3, statistics=("hessian",),
                                  dense_outputs=dense_outputs):
         found.append({name: (s.input_sq_norm.clone(), s.hessian.clone())
                       for name, s in step.stats.items()})

@@ -1,4 +1,5 @@
-"""Sweeps: on-disk cache hits, invalidation, extension, fingerprints and the dense restore."""
+"""Sweeps: on-disk cache hits, invalidation, extension, fingerprints and the dense restore (the
+point runner's cache, seen through the sweep)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +10,13 @@ import os
 import pytest
 import torch
 from conftest import make_tiny_model
-from test_analysis_cli import make_saved_llama
+from helpers import save_sentence_llama
 
-import wanda_viz.analysis.sweep as sweep_module
-from wanda_viz.analysis import file_sha256, model_fingerprint, run_sweep, sweep_points
+import wanda_viz.points.changes as changes_module
+from wanda_viz.analysis import SweepSpec, run_sweep, sweep_points
+from wanda_viz.config import EvalConfig
+from wanda_viz.files import file_sha256
+from wanda_viz.points import PointRunner, model_fingerprint, resolve_eval_setup
 
 EVAL_IDS = torch.randint(0, 99, (1, 96), generator=torch.Generator().manual_seed(1))
 
@@ -26,28 +30,34 @@ def _calib(seed: int) -> tuple[torch.Tensor, dict]:
 def prune_calls(monkeypatch) -> list:
     """Counts prune_model calls made by the sweep."""
     calls = []
-    original = sweep_module.prune_model
+    original = changes_module.prune_model
 
     def counting(model, calib_ids, config, **kwargs):
         calls.append(config.label())
         return original(model, calib_ids, config, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "prune_model", counting)
+    monkeypatch.setattr(changes_module, "prune_model", counting)
     return calls
 
 
-def _sweep(model, calib_seed=0, fingerprint=None, **kwargs):
+def _runner(model, calib_seed=0, fingerprint=None, cache_dir=None, eval_ids=EVAL_IDS):
     ids, info = _calib(calib_seed)
-    settings = dict(methods=("magnitude", "wanda", "sparsegpt"), sparsities=(0.5,),
-                    seq_len=16, max_windows=2, show_progress=False)
-    settings.update(kwargs)
-    return run_sweep(model, ids, EVAL_IDS, fingerprint=fingerprint or model_fingerprint(
-        model=model), calibration=info, **settings)
+    setup = resolve_eval_setup(model, EvalConfig(seq_len=16, max_windows=2), eval_ids=eval_ids,
+                               calib_ids=ids, calibration=info,
+                               fingerprint=fingerprint or model_fingerprint(model=model),
+                               cache_dir=cache_dir)
+    return PointRunner(model, setup)
+
+
+def _sweep(model, calib_seed=0, fingerprint=None, cache_dir=None, callback=None, **kwargs):
+    spec = SweepSpec(**{"methods": ("magnitude", "wanda", "sparsegpt"), **kwargs})
+    return run_sweep(_runner(model, calib_seed, fingerprint, cache_dir), spec, callback=callback,
+                     show_progress=False)
 
 
 def test_points_with_nm_structures():
-    points = sweep_points(["wanda", "sparsegpt"], [0.3, 0.5], ["unstructured", "2:4", "4:8"],
-                          group="layer")
+    points = sweep_points(SweepSpec(("wanda", "sparsegpt"), (0.3, 0.5),
+                                    ("unstructured", "2:4", "4:8"), group="layer"))
     assert points[0] is None  # dense baseline
     labels = [p.label() for p in points[1:]]
     assert labels == ["wanda 30% per-layer", "sparsegpt 30%", "wanda 50% per-layer",
@@ -87,7 +97,7 @@ def test_other_seed_misses_calibrated_points_only(tmp_path, prune_calls):
 
 
 def test_other_weights_miss_everything(tmp_path, prune_calls):
-    folders = [make_saved_llama(tmp_path / f"m{seed}", seed=seed) for seed in (0, 1)]
+    folders = [save_sentence_llama(tmp_path / f"m{seed}", seed=seed) for seed in (0, 1)]
     fingerprints = [model_fingerprint(f, cache_dir=tmp_path / "cache") for f in folders]
     assert fingerprints[0]["fingerprint"] != fingerprints[1]["fingerprint"]
     model = make_tiny_model("llama")  # the same model object: only the fingerprint differs
@@ -113,7 +123,7 @@ def test_unreadable_hash_index_is_rebuilt_with_a_log_line(tmp_path, broken, capl
     file.write_bytes(b"abc")
     expected = hashlib.sha256(b"abc").hexdigest()
     (tmp_path / "file_hashes.json").write_text(broken, encoding="utf-8", errors="surrogateescape")
-    with caplog.at_level(logging.WARNING, logger="wanda_viz.analysis.sweep"):
+    with caplog.at_level(logging.WARNING, logger="wanda_viz.files"):
         assert file_sha256(file, tmp_path) == expected
     assert "rebuilding" in caplog.text
     # the rebuilt index is valid JSON again and serves the next call
@@ -172,8 +182,6 @@ def test_corrupt_cache_file_is_recomputed_and_short_eval_fails_early(tmp_path, p
     (tmp_path / f"{first['key'].iloc[1]}.json").write_text("{not json")
     second = _sweep(model, methods=("wanda",), cache_dir=tmp_path)
     assert second["cached"].tolist() == [True, False] and len(prune_calls) == 2
-    ids, info = _calib(0)
     with pytest.raises(ValueError, match="fewer than one window"):
-        run_sweep(model, ids, EVAL_IDS[:, :10], fingerprint=model_fingerprint(model=model),
-                  methods=("wanda",), seq_len=16, cache_dir=tmp_path, show_progress=False)
+        _runner(model, cache_dir=tmp_path, eval_ids=EVAL_IDS[:, :10])
     assert len(prune_calls) == 2

@@ -1,13 +1,11 @@
 """Dashboard handlers called directly on a tiny checkpoint (no browser, no network).
 
-The checkpoint (tiny random LLaMA + a BPE tokenizer built with ``tokenizers``) and a small data
-folder (synthetic WikiText-2 raw files) are written to a temporary folder once per module; the app
-finds them through ``WANDA_VIZ_MODEL`` and ``WANDA_VIZ_DATA``. ``save_tiny_checkpoint`` and
-``write_tiny_data`` are reused by test_app_client.py and test_browser.py.
+The checkpoint (tiny random LLaMA + a BPE tokenizer) and a small data folder (synthetic WikiText-2
+raw files) come from conftest.py's ``tiny_assets``; the app finds them through ``WANDA_VIZ_MODEL``
+and ``WANDA_VIZ_DATA`` (``app_env``).
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import gradio as gr
@@ -15,83 +13,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-WORDS = ("the cat sat on a mat while an old dog slept near the warm fire and "
-         "children read stories about kings queens rivers mountains and distant stars").split()
-SETUP = dict(model_choice="embedded demo model", device="cpu", dtype="float32",
-             calib_source="wikitext2-valid", calib_text="", calib_file=None, n_samples=4,
-             seq_len=32, seed=0, eval_source="wikitext2", eval_windows=2)
-PRUNE = dict(method="wanda", sparsity=0.5, structure="unstructured", group="default")
-
-
-def _synthetic_text(n_words: int, seed: int) -> str:
-    rng = random.Random(seed)
-    lines = [" ".join(rng.choice(WORDS) for _ in range(12)) + " ." for _ in range(n_words // 12)]
-    return "\n".join(lines) + "\n"
-
-
-def write_tiny_data(folder: Path) -> Path:
-    """A data folder with synthetic ``wikitext-2-raw/wiki.{valid,test}.raw`` files."""
-    raw = folder / "wikitext-2-raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    (raw / "wiki.valid.raw").write_text(_synthetic_text(3000, 1), encoding="utf-8")
-    (raw / "wiki.test.raw").write_text(_synthetic_text(3000, 2), encoding="utf-8")
-    return folder
-
-
-def save_tiny_checkpoint(folder: Path) -> Path:
-    """Tiny random LLaMA (hidden 32, 2 blocks, context 256) and an offline BPE tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from wanda_viz.testing import make_tiny_model
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    tokenizer.train_from_iterator([_synthetic_text(600, 0)], trainers.BpeTrainer(
-        vocab_size=96, special_tokens=["<|endoftext|>", "<unk>"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
-                                   bos_token="<|endoftext|>", pad_token="<|endoftext|>",
-                                   unk_token="<unk>")
-    make_tiny_model("llama", vocab_size=128, max_position_embeddings=256).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_assets(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("ui")
-    return save_tiny_checkpoint(root / "model"), write_tiny_data(root / "data")
-
-
-@pytest.fixture
-def app_env(tiny_assets, monkeypatch, tmp_path):
-    """Point the app at the tiny checkpoint and data; start every test with an empty cache."""
-    from wanda_viz.service.cache import MODELS
-    model_dir, data_dir = tiny_assets
-    monkeypatch.setenv("WANDA_VIZ_MODEL", str(model_dir))
-    monkeypatch.setenv("WANDA_VIZ_DATA", str(data_dir))
-    monkeypatch.setenv("WANDA_VIZ_SWEEP_CACHE", str(tmp_path / "sweeps"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    MODELS.clear()
-    yield model_dir
-    MODELS.clear()
-
-
-def _prune(session=None, **changes) -> dict:
-    from wanda_viz.service import Session
-    from wanda_viz.ui.tabs import model
-    setup = {**SETUP, **{k: v for k, v in changes.items() if k in SETUP}}
-    prune = {**PRUNE, **{k: v for k, v in changes.items() if k in PRUNE}}
-    return model.on_prune(session or Session(), **setup, **prune)
-
-
-def _dense_weights():
-    from wanda_viz.models import WeightBackup
-    from wanda_viz.service.cache import MODELS
-    (entry,) = MODELS._models.values()
-    return WeightBackup(entry.model).weights
-
+from helpers import PRUNE, SETUP, dense_weights, documented_endpoints, save_ui_checkpoint
+from helpers import prune_with_ui as _prune
 
 # -- construction ----------------------------------------------------------------------------------
 
@@ -101,15 +24,15 @@ def test_build_demo_loads_no_model_and_names_endpoints(app_env):
     demo = build_demo()
     assert isinstance(demo, gr.Blocks)
     assert MODELS.loaded() == []
-    endpoints = demo.get_api_info()["named_endpoints"]
-    for name in ("/prune", "/preset", "/outliers", "/scores", "/ablation", "/sweep", "/generate"):
-        assert name in endpoints
+    endpoints = set(demo.get_api_info()["named_endpoints"])
+    assert endpoints == documented_endpoints()  # every tab's endpoints, and nothing else
+    assert {"/prune", "/why", "/sweep"} <= endpoints  # the reading itself works
 
 
 # -- the default flow ------------------------------------------------------------------------------
 
 def test_prune_fills_every_view_and_keeps_the_cached_model_dense(app_env):
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import generate, outliers, scores
     out = _prune()
@@ -185,7 +108,7 @@ def test_sessions_stay_separate_and_generation_uses_the_sessions_run(app_env):
                              do_sample=False, temperature=1.0, top_p=1.0, seed=0)
     assert len(MODELS.loaded()) == 1  # one cached dense model serves both sessions
     (entry,) = MODELS._models.values()
-    assert all(torch.equal(entry.backup.weights[n], w) for n, w in _dense_weights().items())
+    assert all(torch.equal(entry.backup.weights[n], w) for n, w in dense_weights().items())
 
 
 def test_runs_accumulate_for_the_same_setup_and_reset_for_a_new_one(app_env, monkeypatch):
@@ -206,12 +129,12 @@ def test_concurrent_sessions_never_see_each_others_pruning(app_env):
         sessions = list(pool.map(lambda m: _prune(method=m)["session"], methods))
     assert [list(s.runs) for s in sessions] == [[f"{m} 50%"] for m in methods]
     (entry,) = MODELS._models.values()
-    assert all(torch.equal(entry.backup.weights[n], w) for n, w in _dense_weights().items())
+    assert all(torch.equal(entry.backup.weights[n], w) for n, w in dense_weights().items())
 
 
 def test_model_cache_is_a_bounded_lru(app_env, tiny_assets, monkeypatch, tmp_path):
     from wanda_viz.service.cache import MODELS
-    other = save_tiny_checkpoint(tmp_path / "other")
+    other = save_ui_checkpoint(tmp_path / "other")
     monkeypatch.setenv("WANDA_VIZ_ALLOW_LOCAL", "1")
     _prune()
     _prune(model_choice=str(other))

@@ -11,7 +11,7 @@ import random
 import gradio as gr
 import pytest
 
-from test_ui_handlers import PRUNE, SETUP, _prune, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import PRUNE, SETUP, prune_with_ui as _prune
 from wanda_viz.analysis.scores import check_prunable_layer
 from wanda_viz.service.cache import check_model_allowed, resolve_model_source
 from wanda_viz.service.limits import get_limits
@@ -119,3 +119,44 @@ def test_expected_errors_log_one_line_and_unexpected_ones_a_traceback(caplog):
     assert first.levelno == logging.WARNING and first.exc_info is None
     assert "sparsity must be in [0, 1)" in first.getMessage()
     assert second.levelno == logging.ERROR and second.exc_info is not None
+
+
+# -- one policy for the command line and the dashboard ----------------------------------------
+
+@pytest.mark.parametrize("error,expected", [
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
+                  "memory: you tried to allocate 4 GB"), "error: out of memory: use fewer"),
+    (MemoryError(), "error: out of memory: use fewer"),
+    (ValueError("sparsity must be in [0, 1), got 2.0"), "error: sparsity must be in"),
+])
+def test_cli_prints_one_line_without_traceback(error, expected, monkeypatch, capsys):
+    from wanda_viz.cli import main, prune
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(prune, "run", fail)
+    assert main(["prune"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_lets_a_bug_through_with_its_traceback(monkeypatch):
+    from wanda_viz.cli import main, prune
+    monkeypatch.setattr(prune, "run", lambda args: {}["missing"])
+    with pytest.raises(KeyError):
+        main(["prune"])
+
+
+def test_dashboard_and_cli_share_the_policy():
+    from wanda_viz import errors
+    from wanda_viz.service import user_message
+    assert user_message is errors.user_message
+
+
+def test_local_path_rule_is_one_function(tmp_path):
+    from wanda_viz.loading import is_local_path
+    assert is_local_path(tmp_path) and is_local_path("./x") and is_local_path("a/b/c")
+    assert not is_local_path("gpt2") and not is_local_path("facebook/opt-125m")
+    with pytest.raises(ValueError, match="local model folders are disabled"):
+        resolve_model_source("a/b/c", get_limits())  # the dashboard applies the same rule

@@ -22,9 +22,10 @@ from wanda_viz.analysis.why import (channel_disagreement, layer_disagreement, mo
 from wanda_viz.analysis.why_activations import (activation_intervention, massive_sites,
                                                 measure_massive_means,
                                                 replace_massive_activations)
-from wanda_viz.analysis.why_interventions import (channel_intervention, select_channels,
+from wanda_viz.analysis.why_interventions import (ChannelSpec, channel_intervention,
+                                                  select_channels,
                                                   zero_input_channels)
-from wanda_viz.analysis.why_run import export_why, run_why
+from wanda_viz.analysis.why_run import WhySpec, export_why, run_why
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +114,13 @@ def test_zero_input_channels_counts(setup):
     assert (model.model.layers[0].mlp.down_proj.weight[:, [1, 2]] == 0).all()
 
 
-def test_outlier_channels_hurt_more_than_random(setup, tmp_path):
+def test_outlier_channels_hurt_more_than_random(setup, tmp_path, make_runner):
     model, calib, eval_ids, report = setup
     before = snapshot(model)
-    kwargs = dict(ks=(1, 2), seeds=(0, 1, 2), seq_len=16, cache_dir=tmp_path,
-                  fingerprint={"model": "planted", "fingerprint": "planted-v1"})
-    result = channel_intervention(model, calib, eval_ids, report.input_norms, **kwargs)
+    runner = make_runner(model, calib, eval_ids, cache_dir=tmp_path,
+                         fingerprint={"model": "planted", "fingerprint": "planted-v1"})
+    spec = ChannelSpec(ks=(1, 2), seeds=(0, 1, 2))
+    result = channel_intervention(runner, report.input_norms, spec)
     assert_unchanged(model, before)
     table = result.table
     assert table["kind"].tolist() == ["dense"] + ["outlier"] * 2 + ["random"] * 6
@@ -130,7 +132,7 @@ def test_outlier_channels_hurt_more_than_random(setup, tmp_path):
         assert outlier["perplexity"].item() > 1.5 * dense
         assert outlier["perplexity"].item() > 1.2 * random["perplexity"].max()
     assert not table["cached"].any()
-    cached = channel_intervention(model, calib, eval_ids, report.input_norms, **kwargs)
+    cached = channel_intervention(runner, report.input_norms, spec)
     assert cached.table["cached"].all()
     assert cached.table["perplexity"].tolist() == table["perplexity"].tolist()
     assert "perplexity:" in result.protocol() and "4 x 16 tokens" in result.protocol()
@@ -149,10 +151,10 @@ def test_massive_sites_and_means(setup):
     assert sites.counts[MASSIVE_CHANNEL] == int((calib == MASSIVE_TOKEN).sum())
 
 
-def test_zero_destroys_mean_keeps(setup, tmp_path):
+def test_zero_destroys_mean_keeps(setup, tmp_path, make_runner):
     model, calib, eval_ids, report = setup
     before = snapshot(model)
-    result = activation_intervention(model, calib, eval_ids, report, seq_len=16)
+    result = activation_intervention(make_runner(model, calib, eval_ids), report)
     assert_unchanged(model, before)
     ppl = result.table.set_index("intervention")["perplexity"]
     replaced = result.table.set_index("intervention")["replaced"]
@@ -179,10 +181,14 @@ def test_hook_removed_on_error(setup):
             pass
 
 
-def test_run_why_and_export(setup, tmp_path):
+def _spec(ks=(1,), seeds=(0,)) -> WhySpec:
+    return WhySpec(channels=ChannelSpec(ks=ks, seeds=seeds))
+
+
+def test_run_why_and_export(setup, tmp_path, make_runner):
     model, calib, eval_ids, _ = setup
     before = snapshot(model)
-    result = run_why(model, calib, eval_ids, ks=(1,), seeds=(0,), seq_len=16, max_windows=8)
+    result = run_why(make_runner(model, calib, eval_ids, max_windows=8), _spec())
     assert_unchanged(model, before)
     assert result.activations is not None and not result.massive.empty
     dense = result.weights.table.iloc[0]
@@ -201,15 +207,15 @@ def test_run_why_and_export(setup, tmp_path):
     assert (tmp_path / "why.csv").read_text().startswith("# protocol: Wanda")
 
 
-def test_no_massive_activations_is_reported_not_raised(tmp_path):
+def test_no_massive_activations_is_reported_not_raised(tmp_path, make_runner):
     model = make_tiny_model("llama")   # random weights: no |h| > 100
     calib = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(0))
-    result = run_why(model, calib, calib.reshape(1, -1), ks=(1,), seeds=(0,), seq_len=16)
+    result = run_why(make_runner(model, calib, calib.reshape(1, -1)), _spec())
     assert result.activations is None and "no massive activations" in result.activation_note
     assert "activations" not in result.tables()
 
 
-def test_model_taken_per_step_and_dense_between(setup):
+def test_model_taken_per_step_and_dense_between(setup, make_runner):
     import contextlib
     model, calib, eval_ids, _ = setup
     before = snapshot(model)
@@ -223,8 +229,8 @@ def test_model_taken_per_step_and_dense_between(setup):
         dense_between.append(all(torch.equal(before[0][k], v)
                                  for k, v in model.state_dict().items()))
 
-    run_why(model, calib, eval_ids, ks=(1, 2), seeds=(0,), seq_len=16, max_windows=4,
-            model_for_point=hold)
+    run_why(make_runner(model, calib, eval_ids, max_windows=4, model_for_point=hold),
+            _spec(ks=(1, 2)))
     assert_unchanged(model, before)
     # dense pass, dense point, 2 outlier + 2 random cuts, massive means, zero, mean: 9 steps
     assert len(dense_between) == 2 * 9 and all(dense_between)

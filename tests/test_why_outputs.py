@@ -6,6 +6,7 @@ import json
 import pytest
 
 from why_planted import planted_setup
+from wanda_viz.analysis import ChannelSpec, WhySpec
 from wanda_viz.analysis.why_run import run_why
 
 
@@ -14,12 +15,13 @@ def setup():
     return planted_setup()
 
 
-def test_figures(setup):
+def test_figures(setup, make_runner):
     from wanda_viz.figures.why import (OUTLIER_COLOR, plot_activation_intervention,
                                        plot_channel_intervention, plot_disagreement_by_layer,
                                        plot_disagreement_vs_norm)
     model, calib, eval_ids, _ = setup
-    result = run_why(model, calib, eval_ids, ks=(1, 2), seeds=(0, 1), seq_len=16, max_windows=8)
+    result = run_why(make_runner(model, calib, eval_ids, max_windows=8),
+                     WhySpec(channels=ChannelSpec(ks=(1, 2), seeds=(0, 1))))
     every = plot_disagreement_vs_norm(result.disagreement)
     assert every.layout.xaxis.type == "log"
     assert sum(len(t.x) for t in every.data) == 2 * len(result.disagreement.channels)

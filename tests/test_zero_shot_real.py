@@ -20,7 +20,7 @@ import wanda_viz.gguf as gguf
 from wanda_viz import get_calibration_ids, load_model
 from wanda_viz.config import PruneConfig
 from wanda_viz.data import BUNDLED_CALIB
-from wanda_viz.zeroshot import PointData, ZeroShotSettings, zero_shot_point
+from wanda_viz.zeroshot import ZeroShotSettings, zero_shot_points, zero_shot_runner
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,12 +37,13 @@ def test_wanda_keeps_more_zero_shot_accuracy_than_magnitude(tmp_path):
     model, tokenizer = load_model(gguf.REAL_MODEL, device="cpu")
     calib_ids, calib = get_calibration_ids(tokenizer, source=BUNDLED_CALIB, n_samples=16,
                                            seq_len=128, seed=0)
-    data = PointData({"model": gguf.REAL_MODEL, "fingerprint": "slow-test"}, calib_ids, calib)
+    runner = zero_shot_runner(model, fingerprint={"model": gguf.REAL_MODEL, "fingerprint": "slow"},
+                              calib_ids=calib_ids, calibration=calib, cache_dir=tmp_path)
     settings = ZeroShotSettings(tasks=TASKS, limit=ITEMS)
     mean, error = {}, {}
     for method in ("magnitude", "wanda"):
-        result = zero_shot_point(model, tokenizer, PruneConfig(method=method, sparsity=0.5),
-                                 settings, data, cache_dir=tmp_path)
+        ((_, result),) = zero_shot_points(runner, [PruneConfig(method=method, sparsity=0.5)],
+                                          settings, tokenizer)
         values = [getattr(s, METRIC) for s in result.scores]
         errors = [getattr(s, f"{METRIC}_stderr") for s in result.scores]
         mean[method] = sum(values) / len(values)

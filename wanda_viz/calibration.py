@@ -6,7 +6,11 @@ position ids, ``position_embeddings``, cache position ...; the reference Catcher
 and position ids and breaks on transformers >= 4.45). ``record_inputs`` attaches statistics to the
 inputs of linear layers for the duration of a ``with`` block, ONE statistic per distinct input
 tensor (``shared_inputs``); ``run_layer`` pushes hidden states through one block in batches;
-``stop_forward_at`` ends forward passes early at a module. All hooks are removed in ``finally``.
+``stop_forward_at`` ends forward passes early at a module: it is the ONE way the library stops a
+forward pass, with its own exception class ``StopForward`` (never a ValueError, which would also
+swallow real errors; tests/test_calibration.py checks that no hook raises anything else). The
+sequential protocol built on these hooks is ``sequential.py``. All hooks are removed in
+``finally``.
 """
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-__all__ = ["CapturedInputs", "capture_layer_inputs", "record_inputs", "run_layer", "move_kwargs",
-           "stop_forward_at"]
+__all__ = ["CapturedInputs", "StopForward", "capture_layer_inputs", "record_inputs", "run_layer",
+           "move_kwargs", "stop_forward_at"]
 
 
-class _StopForward(Exception):
-    """Raised by ``stop_forward_at``'s hook to end a forward pass (private signal)."""
+class StopForward(Exception):
+    """Raised by ``stop_forward_at``'s hooks to end a forward pass; caught by its ``run`` only."""
 
 
 class CapturedInputs(NamedTuple):
@@ -35,28 +39,31 @@ class CapturedInputs(NamedTuple):
 
 @contextlib.contextmanager
 def stop_forward_at(module: nn.Module, *, before: bool = False,
-                    observe: Callable[[tuple, dict], None] | None = None
+                    observe: Callable[..., None] | None = None
                     ) -> Iterator[Callable[..., bool]]:
     """Within the ``with`` block, every forward pass that reaches ``module`` ends there.
 
     Args:
         before: stop before ``module`` runs (then ``observe(args, kwargs)`` sees its inputs),
-            else right after it (forward hooks registered earlier still run).
+            else right after it (then ``observe(output)`` sees its output; forward hooks
+            registered earlier still run).
     Yields:
         ``run(fn, *args, **kwargs)``: calls ``fn``, swallowing only this stop; True if stopped.
     """
     def stop_before(_module, args, kwargs):
         if observe is not None:
             observe(args, kwargs)
-        raise _StopForward
+        raise StopForward
 
-    def stop_after(_module, _inputs, _output):
-        raise _StopForward
+    def stop_after(_module, _inputs, output):
+        if observe is not None:
+            observe(output)
+        raise StopForward
 
     def run(fn: Callable, *args, **kwargs) -> bool:
         try:
             fn(*args, **kwargs)
-        except _StopForward:
+        except StopForward:
             return True
         return False
 
@@ -154,7 +161,7 @@ def run_layer(block: nn.Module, hidden: torch.Tensor, layer_kwargs: dict, *, cap
             chunk = hidden[start:start + batch_size].to(device)
             try:
                 result = block(chunk, **_fit_batch(kwargs, captured_batch, chunk.shape[0]))
-            except _StopForward:
+            except StopForward:
                 continue  # reached stop_at: this batch ran for its statistics only
             result = result[0] if isinstance(result, (tuple, list)) else result
             out[start:start + chunk.shape[0]] = result.to(out.device)

@@ -1,133 +1,18 @@
 """Run configuration: what to prune, how to calibrate, how to evaluate.
 
 Frozen dataclasses validated once, at the boundary (``__post_init__``), so the rest of the library
-can trust its inputs. The defaults follow the reference protocols (Wanda, arXiv 2306.11695 and its
-code; SparseGPT, arXiv 2301.00774): 128 calibration windows, seed 0, per-output comparison for
-Wanda, per-layer for magnitude, 128-column blocks and 1% damping for SparseGPT.
+can trust its inputs. ``PruneConfig`` lives beside the method registry (``pruning/config.py``) and
+is re-exported here; calibration and evaluation follow the reference protocols (128 windows, seed 0;
+non-overlapping perplexity windows, docs/PROTOCOLS.md).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-__all__ = ["PruneConfig", "CalibConfig", "EvalConfig", "parse_structure"]
+from .layers import resolve_seq_len
+from .pruning.config import PruneConfig, parse_structure
 
-
-def _method(name: str):
-    """The method's registry entry (imported at call time: ``pruning`` imports this module)."""
-    from .pruning.registry import get_method
-    return get_method(name)
-
-
-def _groups() -> tuple[str, ...]:
-    from .pruning.registry import GROUPS
-    return GROUPS
-
-
-def parse_structure(structure: str) -> tuple[int, int] | None:
-    """Parse ``"unstructured"`` -> None and ``"2:4"`` -> (2, 4); raise ValueError otherwise."""
-    text = structure.strip().lower()
-    if text in ("unstructured", "none", ""):
-        return None
-    parts = text.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"structure must be 'unstructured' or 'N:M' such as '2:4', got {structure!r}")
-    n, m = int(parts[0]), int(parts[1])
-    if not 0 < n < m:
-        raise ValueError(f"N:M structure needs 0 < N < M, got {structure!r}")
-    return n, m
-
-
-@dataclass(frozen=True)
-class PruneConfig:
-    """How to prune.
-
-    Attributes:
-        method: "magnitude", "wanda" or "sparsegpt".
-        sparsity: share of weights removed in every prunable layer, in [0, 1).
-        structure: "unstructured" or "N:M" (prune N of every M consecutive inputs of a row).
-        group: comparison group for magnitude/Wanda scores: "row" (per output), "layer" or
-            "input" (per input column). None picks the method's reference default.
-        wanda_variant: the Wanda appendix variant (per-row cumulative-score threshold with an
-            alpha search); achieved sparsity is then within 0.001 of the target, not exact.
-        owl: outlier-weighted layerwise sparsity (OWL, arXiv 2310.05175) on top of the method.
-        owl_m / owl_lambda: OWL's outlier multiple M and sparsity spread lambda.
-        block_size / percdamp: SparseGPT's column block and damping (share of mean diag(H)).
-        batch_size: calibration windows run through a block at once (bounds memory).
-        offload: keep the model where it is (e.g. CPU) and move one block at a time to
-            ``exec_device`` (the path for models larger than GPU memory).
-        exec_device: device for block computation when offloading ("auto": CUDA if available).
-        store_masks: keep every layer's boolean keep-mask (on CPU) in the result.
-    """
-
-    method: str = "wanda"
-    sparsity: float = 0.5
-    structure: str = "unstructured"
-    group: str | None = None
-    wanda_variant: bool = False
-    owl: bool = False
-    owl_m: float = 5.0
-    owl_lambda: float = 0.08
-    block_size: int = 128
-    percdamp: float = 0.01
-    batch_size: int = 8
-    offload: bool = False
-    exec_device: str = "auto"
-    store_masks: bool = True
-
-    def __post_init__(self) -> None:
-        method = _method(self.method)
-        if not 0.0 <= float(self.sparsity) < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        nm = parse_structure(self.structure)
-        if nm is not None and abs(self.sparsity - nm[0] / nm[1]) > 1e-9:
-            raise ValueError(
-                f"N:M structure {nm[0]}:{nm[1]} requires sparsity == {nm[0]}/{nm[1]} = "
-                f"{nm[0] / nm[1]:g}, got {self.sparsity}")
-        if self.group is not None and self.group not in _groups():
-            raise ValueError(f"group must be one of {', '.join(_groups())} or None, "
-                             f"got {self.group!r}")
-        if self.group is not None and method.group_note:
-            raise ValueError(method.group_note)
-        if self.wanda_variant and (self.method != "wanda" or nm is not None):
-            raise ValueError("the Wanda variant (alpha search) applies to unstructured Wanda only")
-        if self.owl and nm is not None:
-            raise ValueError("OWL assigns a different sparsity to each block, so it cannot keep N:M")
-        if self.owl and not 0.0 <= self.owl_lambda < 0.5:
-            raise ValueError(f"owl_lambda must be in [0, 0.5), got {self.owl_lambda}")
-        if self.block_size < 1 or self.batch_size < 1:
-            raise ValueError("block_size and batch_size must be positive")
-        if self.percdamp <= 0:
-            raise ValueError(f"percdamp must be positive, got {self.percdamp}")
-
-    @property
-    def nm(self) -> tuple[int, int] | None:
-        return parse_structure(self.structure)
-
-    @property
-    def comparison_group(self) -> str:
-        """The group actually used: explicit ``group`` or the method's reference default."""
-        return self.group or _method(self.method).default_group
-
-    @property
-    def needs_calibration(self) -> bool:
-        """OWL reads Wanda's input norms whatever the method."""
-        return _method(self.method).needs_calibration or self.owl
-
-    def label(self) -> str:
-        """Short human label, e.g. ``"wanda 50% 2:4"``."""
-        parts = [self.method, f"{self.sparsity:.0%}"]
-        if self.nm:
-            parts.append(self.structure)
-        if self.group and self.group != _method(self.method).default_group:
-            parts.append(f"per-{self.group}")
-        if self.wanda_variant:
-            parts.append("variant")
-        if self.owl:
-            parts.append("OWL")
-        return " ".join(parts)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["PruneConfig", "CalibConfig", "EvalConfig", "parse_structure", "eval_seq_len"]
 
 
 @dataclass(frozen=True)
@@ -165,7 +50,9 @@ class EvalConfig:
     Attributes:
         source: "wikitext2" (raw test), "wikitext2-valid", a text file, or None (no perplexity).
         max_windows: evaluate only the first windows, for quick looks (None = all of them).
-        seq_len: window length; None = the calibration's (or the model's default).
+        seq_len: window length; None = the model's default (its context, capped at 2048). The
+            dashboard and the command line set it to the calibration's ``seq_len``.
+        batch_size: evaluation windows per forward pass.
     """
 
     source: str | None = "wikitext2"
@@ -181,3 +68,8 @@ class EvalConfig:
             raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+
+
+def eval_seq_len(model, evaluation: EvalConfig) -> int:
+    """The evaluation window of ``evaluation`` for ``model``: the one rule, read everywhere."""
+    return resolve_seq_len(model, evaluation.seq_len)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .models import model_context_length, model_device, resolve_seq_len
+from .cancel import CancelToken, check_cancelled
+from .layers import model_context_length, model_device, resolve_seq_len
 
 __all__ = ["evaluate", "perplexity", "perplexity_protocol", "eval_protocol", "count_eval_windows",
            "GenerationResult", "generate_text"]
@@ -61,13 +62,14 @@ def evaluate(model: nn.Module, eval_ids: torch.Tensor, label: str, seq_len: int 
 @torch.no_grad()
 def perplexity(model: nn.Module, eval_ids: torch.Tensor, seq_len: int | None = None, *,
                max_windows: int | None = None, batch_size: int = 1,
-               show_progress: bool = True) -> float:
+               show_progress: bool = True, cancel: CancelToken | None = None) -> float:
     """Perplexity of ``model`` on ``eval_ids`` (1, n_tokens) by the reference protocol.
 
     Args:
         seq_len: window length (default: the model's context, capped at 2048).
         max_windows: evaluate only the first windows (quick looks); None = all.
         batch_size: windows per forward pass.
+        cancel: checked before every batch of windows.
     """
     if max_windows is not None and max_windows < 1:
         raise ValueError(f"max_windows must be at least 1 (or None for all), got {max_windows}")
@@ -82,6 +84,7 @@ def perplexity(model: nn.Module, eval_ids: torch.Tensor, seq_len: int | None = N
     nll_sum = torch.zeros((), dtype=torch.float64)
     for start in tqdm(range(0, n_windows, batch_size), desc="perplexity", leave=False,
                       disable=not show_progress):
+        check_cancelled(cancel)
         batch = windows[start:start + batch_size].to(device)
         logits = model(batch, use_cache=False).logits  # (b, seq_len, vocab)
         # Mean CE over the window's seq_len - 1 predictions, times seq_len (reference weighting).

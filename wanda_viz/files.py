@@ -1,12 +1,59 @@
-"""Writing result files safely: atomically (never a half-written file) and checked up front."""
+"""Files: atomic JSON writes, checks up front, JSON indexes that heal, and the one file hash.
+
+``file_sha256`` is the one content hash of a file (GGUF float copies, model fingerprints): memoised
+in memory per (path, size, mtime) and, with ``memo_dir``, in ``memo_dir/file_hashes.json`` across
+processes, so a large weight file is read once.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_json_atomic", "check_writable"]
+__all__ = ["write_json_atomic", "check_writable", "read_json_dict", "file_sha256"]
+
+logger = logging.getLogger(__name__)
+_SHA_MEMO: dict[str, str] = {}   # "path|mtime_ns|size" -> sha256, this process
+
+
+def read_json_dict(path: Path) -> dict:
+    """A JSON object on disk, or {} when it is absent or unreadable (then it is rebuilt)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        logger.warning("rebuilding unreadable cache index %s (%s)", path, err)
+        return {}
+    if not isinstance(data, dict):
+        logger.warning("rebuilding cache index %s (not a JSON object)", path)
+        return {}
+    return data
+
+
+def file_sha256(path: str | os.PathLike, memo_dir: str | os.PathLike | None = None) -> str:
+    """SHA-256 of a file's content, memoised by path + mtime + size (see the module docstring)."""
+    file = Path(path).resolve()
+    info = file.stat()
+    memo_key = f"{file}|{info.st_mtime_ns}|{info.st_size}"
+    memo_path = Path(memo_dir) / "file_hashes.json" if memo_dir is not None else None
+    memo = read_json_dict(memo_path) if memo_path is not None else {}
+    if memo_key in memo:
+        return memo[memo_key]
+    if memo_key not in _SHA_MEMO:
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                digest.update(chunk)
+        _SHA_MEMO[memo_key] = digest.hexdigest()
+    if memo_path is not None:
+        memo[memo_key] = _SHA_MEMO[memo_key]
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(memo_path, memo)
+    return _SHA_MEMO[memo_key]
 
 
 def write_json_atomic(path: str | os.PathLike, data, *, indent: int = 1) -> None:

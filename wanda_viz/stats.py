@@ -4,7 +4,9 @@
 the running mean over calibration sequences of ``||X_j||^2`` (squared L2 norm over the tokens).
 ``HessianStats`` is SparseGPT's ``H = 2/n X X^T`` (IST-DASLab/sparsegpt sparsegpt.py add_batch).
 Both accumulate in float32 even for fp16/bf16 models and use the reference's running-mean update
-``s *= n/(n+k); n += k; s += ...`` (k = sequences in the batch).
+``s *= n/(n+k); n += k; s += ...`` (k = sequences in the batch). ``STATISTICS`` names every
+accumulator; a method's registry entry lists the names it reads, and a new statistic (e.g. the
+per-channel input mean and variance of DSnoT) is one class with ``add_batch`` and one entry here.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import math
 
 import torch
 
-__all__ = ["STATS_DTYPE", "InputNormStats", "HessianStats", "CalibrationStats"]
+__all__ = ["STATS_DTYPE", "InputNormStats", "HessianStats", "STATISTICS", "CalibrationStats"]
 
 STATS_DTYPE = torch.float32  # accumulate in fp32 even for fp16/bf16 models
 
@@ -63,21 +65,37 @@ class HessianStats:
         self.hessian += tokens.t() @ tokens
 
 
-class CalibrationStats:
-    """What a pruning method needs of one layer's inputs: the Wanda norm, optionally the Hessian.
+# name -> accumulator class: ``cls(in_features, device, seq_len)`` with ``add_batch(inp)``.
+STATISTICS: dict[str, type] = {"input_norm": InputNormStats, "hessian": HessianStats}
 
-    The input norm is always kept (it is cheap, and the visualisations reuse it).
+
+class CalibrationStats:
+    """The statistics of one layer's input that a run needs, fed once per distinct input.
+
+    The Wanda input norm is always kept (it is cheap, and the visualisations reuse it); the others
+    are those named in ``statistics`` (``STATISTICS`` keys), read with ``get(name)``.
     """
 
-    def __init__(self, in_features: int, device: torch.device | str, *, hessian: bool = False,
-                 seq_len: int | None = None):
-        self.norms = InputNormStats(in_features, device, seq_len)
-        self.hess = HessianStats(in_features, device, seq_len) if hessian else None
+    def __init__(self, in_features: int, device: torch.device | str, *,
+                 statistics=(), seq_len: int | None = None):
+        unknown = set(statistics) - set(STATISTICS)
+        if unknown:
+            raise ValueError(f"unknown statistics {sorted(unknown)}; known: "
+                             f"{', '.join(STATISTICS)}")
+        names = dict.fromkeys(("input_norm", *statistics))
+        self.accumulators = {name: STATISTICS[name](in_features, device, seq_len) for name in names}
 
     def add_batch(self, inp: torch.Tensor) -> None:
-        self.norms.add_batch(inp)
-        if self.hess is not None:
-            self.hess.add_batch(inp)
+        for accumulator in self.accumulators.values():
+            accumulator.add_batch(inp)
+
+    def get(self, name: str):
+        """The accumulator ``name``, or None when this run does not collect it."""
+        return self.accumulators.get(name)
+
+    @property
+    def norms(self) -> InputNormStats:
+        return self.accumulators["input_norm"]
 
     @property
     def input_sq_norm(self) -> torch.Tensor:
@@ -85,4 +103,5 @@ class CalibrationStats:
 
     @property
     def hessian(self) -> torch.Tensor | None:
-        return self.hess.hessian if self.hess is not None else None
+        hess = self.get("hessian")
+        return hess.hessian if hess is not None else None

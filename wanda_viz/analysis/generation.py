@@ -15,7 +15,7 @@ import pandas as pd
 from torch import nn
 
 from ..evaluate import GenerationResult, generate_text
-from ..models import WeightBackup
+from ..layers import WeightBackup
 
 __all__ = ["GenerationComparison", "first_divergence", "compare_generations", "Variant"]
 

@@ -4,29 +4,26 @@ Wanda (arXiv 2306.11695, section 3 and the comparison-group ablation, Table 8) c
 within each output row: every row loses exactly ``int(in_features * sparsity)`` weights. One
 threshold over the whole matrix (per layer) lets rows with large input-channel norms keep more
 and starves others. This module measures the disagreement on one layer and runs the whole-model
-ablation (perplexity of each comparison group for Wanda and magnitude at one sparsity).
+ablation (perplexity of each comparison group for Wanda and magnitude at one sparsity) on the
+point runner (``points``).
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import PruneConfig
-from ..evaluate import perplexity
-from ..models import WeightBackup
-from ..pruning import prune_model, topk_keep_mask
-from ..pruning.registry import GROUPS
+from ..points import Dense, PointRunner, Prune
+from ..pruning import topk_keep_mask
+from ..pruning.registry import GROUPS, get_method
 
 __all__ = [
     "CATEGORY_LABELS", "GroupComparison", "mask_categories", "compare_group_masks",
-    "group_ablation",
+    "AblationSpec", "ablation_configs", "group_ablation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,58 +84,50 @@ def compare_group_masks(scores: torch.Tensor, sparsity: float) -> GroupCompariso
         categories=mask_categories(row_keep, layer_keep))
 
 
-def _evaluate(model: nn.Module, eval_ids: torch.Tensor, seq_len: int | None,
-              max_windows: int | None) -> float:
-    return perplexity(model, eval_ids, seq_len, max_windows=max_windows, show_progress=False)
+@dataclass(frozen=True)
+class AblationSpec:
+    """The comparison-group ablation: every (method, group) at one sparsity, and the dense model.
+
+    A method that does not allow a group (SparseGPT compares per column block) is skipped for it.
+    """
+
+    sparsity: float = 0.5
+    methods: tuple[str, ...] = ("wanda", "magnitude")
+    groups: tuple[str, ...] = GROUPS
 
 
-@torch.no_grad()
-def group_ablation(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
-                   sparsity: float = 0.5, *, methods: tuple[str, ...] = ("wanda", "magnitude"),
-                   groups: tuple[str, ...] = GROUPS, seq_len: int | None = None,
-                   max_windows: int | None = 8, batch_size: int = 8,
-                   callback: Callable[[int, int, dict], None] | None = None,
-                   dense: WeightBackup | None = None,
-                   model_for_point: Callable[[], AbstractContextManager[nn.Module]] | None = None
-                   ) -> pd.DataFrame:
+def ablation_configs(spec: AblationSpec) -> list[PruneConfig]:
+    """The pruned points of the ablation, method-major."""
+    return [PruneConfig(method=m, sparsity=spec.sparsity, group=g)
+            for m in spec.methods for g in spec.groups if g in get_method(m).groups]
+
+
+def group_ablation(runner: PointRunner, spec: AblationSpec = AblationSpec(), *,
+                   callback: Callable[[int, int, dict], None] | None = None) -> pd.DataFrame:
     """Perplexity of every (method, comparison group) at one sparsity: the Wanda ablation table.
 
-    The model is pruned in place for each point and restored from a ``WeightBackup`` afterwards,
-    so it is dense again on return (also on error).
-
+    Each point is a ``Prune`` change on the runner (the model is dense again afterwards, also on
+    error or cancellation; points are cached when the runner's setup has a fingerprint).
     Args:
-        calib_ids: (n_samples, seq_len) calibration windows (for Wanda).
-        eval_ids: (1, n_tokens) evaluation text; perplexity uses non-overlapping ``seq_len``
-            windows, at most ``max_windows`` of them (None = all).
-        callback: called as ``callback(done, total, row)`` after each point.
-        dense: an existing ``WeightBackup`` of the dense weights (None = take one now).
-        model_for_point: a context manager factory entered around each point (the dense baseline
-            too), yielding the dense model (a service takes its shared model per point with it);
-            None = ``model`` throughout.
+        callback: called as ``callback(done, total, row)`` after each pruned point.
     Returns:
         DataFrame: method, group, sparsity, perplexity, achieved_sparsity, prune_s; the first row
         is the dense baseline (method "dense", group "-").
     """
-    hold = model_for_point or (lambda: nullcontext(model))
-    with hold() as point_model:
-        backup = dense or WeightBackup(point_model)
-        rows = [{"method": "dense", "group": "-", "sparsity": 0.0,
-                 "perplexity": _evaluate(point_model, eval_ids, seq_len, max_windows),
-                 "achieved_sparsity": 0.0, "prune_s": 0.0}]
-    points = [(m, g) for m in methods for g in groups]
-    for done, (method, group) in enumerate(tqdm(points, desc="group ablation"), start=1):
-        config = PruneConfig(method=method, sparsity=sparsity, group=group,
-                             batch_size=batch_size, store_masks=False)
-        with hold() as point_model:
-            try:
-                result = prune_model(point_model, calib_ids, config)
-                ppl = _evaluate(point_model, eval_ids, seq_len, max_windows)
-            finally:
-                backup.restore(point_model)  # dense again before anyone else gets it
-        rows.append({"method": method, "group": group, "sparsity": sparsity,
-                     "perplexity": ppl, "achieved_sparsity": result.overall_sparsity,
-                     "prune_s": result.timings.get("prune_s", 0.0)})
-        logger.info("group ablation %s per-%s: ppl %.3f", method, group, ppl)
+    dense = runner.run(Dense())
+    rows = [{"method": "dense", "group": "-", "sparsity": 0.0,
+             "perplexity": dense["perplexity"], "achieved_sparsity": 0.0, "prune_s": 0.0}]
+    configs = ablation_configs(spec)
+
+    def labelled(done: int, total: int, row: dict) -> None:
+        config = configs[done - 1]
+        rows.append({"method": config.method, "group": config.group, "sparsity": spec.sparsity,
+                     "perplexity": row["perplexity"], "achieved_sparsity": row["achieved_sparsity"],
+                     "prune_s": row["prune_s"]})
+        logger.info("group ablation %s per-%s: ppl %.3f", config.method, config.group,
+                    row["perplexity"])
         if callback is not None:
-            callback(done, len(points), rows[-1])
+            callback(done, total, rows[-1])
+
+    runner.run_all([Prune(c) for c in configs], desc="group ablation", callback=labelled)
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..models import find_decoder_layers, find_prunable_layers
+from ..layers import find_decoder_layers, find_prunable_layers
 
 __all__ = ["LinearInputSite", "record_linear_inputs"]
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..captions import calibration_caption
-from ..pruning import calibrate_blocks
+from ..sequential import calibrate_blocks
 from .linear_inputs import record_linear_inputs
 
 __all__ = [

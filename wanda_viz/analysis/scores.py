@@ -2,8 +2,10 @@
 
 Scores (docs/PROTOCOLS.md): magnitude ``|W_ij|``; Wanda ``|W_ij| * ||X_j||_2`` (arXiv 2306.11695,
 eq. 1); SparseGPT ``W_ij^2 / [H^-1]_jj^2`` (arXiv 2301.00774, section 3.4) with
-``H = 2 X X^T / n`` + 1% damping, computed on the dense weight (the kernel recomputes it per
-128-column block on updated weights, so this is the first block's view).
+``H = 2 X X^T / n`` + damping, computed on the dense weight (the kernel recomputes it per
+column block on updated weights, so this is the first block's view). Each method's settings (its
+registry ``settings`` dataclass: SparseGPT's ``percdamp`` and ``block_size``) are read from
+``settings``, so the view shows the same scores and groups a prune with those settings uses.
 Statistics come from the DENSE model: one forward pass with a hook on the chosen layer only.
 Agreement: Spearman rank correlation (average ranks for ties, torch only, no scipy) and overlap of
 the pruned sets at a sparsity, each method in its own reference comparison group.
@@ -11,6 +13,7 @@ the pruned sets at a sparsity, each method in its own reference comparison group
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,9 +21,9 @@ import torch
 from torch import nn
 
 from ..calibration import record_inputs, stop_forward_at
-from ..models import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
-from ..pruning import topk_keep_mask
-from ..pruning.registry import METHOD_NAMES, get_method, needs_calibration, needs_hessian
+from ..layers import find_decoder_layers, find_prunable_layers, model_device, weight_matrix
+from ..pruning.masks import block_keep_mask, topk_keep_mask
+from ..pruning.registry import METHOD_NAMES, get_method
 from ..stats import CalibrationStats
 
 __all__ = [
@@ -30,7 +33,6 @@ __all__ = [
 ]
 
 SCORE_METHODS = METHOD_NAMES  # every registered method has a score
-SPARSEGPT_BLOCK = 128  # SparseGPT's column block: one threshold over all rows of a block
 SPEARMAN_MAX_ELEMENTS = 4_000_000  # NOTE: larger layers are ranked on a seeded random subset
 
 
@@ -60,14 +62,16 @@ class ScoreReport:
 
 @torch.no_grad()
 def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: str, *,
-                        hessian: bool = True, batch_size: int = 8) -> CalibrationStats:
-    """Input statistics (Wanda norm and optionally the Hessian) of ONE layer of the dense model.
+                        statistics: Collection[str] = ("hessian",),
+                        batch_size: int = 8) -> CalibrationStats:
+    """Input statistics (the Wanda norm and ``statistics``) of ONE layer of the dense model.
 
     Args:
         layer_name: qualified name, e.g. "model.layers.0.mlp.down_proj".
         calib_ids: (n_samples, seq_len) token ids.
+        statistics: ``stats.STATISTICS`` names besides the norm (default: the Hessian).
     Returns:
-        CalibrationStats with ``input_sq_norm`` (in,) and ``hessian`` (in, in) float32.
+        CalibrationStats with ``input_sq_norm`` (in,) and the asked statistics (float32).
     """
     modules = dict(model.named_modules())
     if layer_name not in modules:
@@ -75,8 +79,8 @@ def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: s
     layer = modules[layer_name]
     in_features = weight_matrix(layer).shape[1]
     device = model_device(model)
-    make = (lambda _n, lyr: CalibrationStats(in_features, lyr.weight.device, hessian=hessian,
-                                             seq_len=calib_ids.shape[1]))
+    make = (lambda _n, lyr: CalibrationStats(in_features, lyr.weight.device,
+                                             statistics=statistics, seq_len=calib_ids.shape[1]))
     # End each forward pass at the layer, once its input is recorded (the pre-hook registered
     # first runs first): nothing after it can change that input.
     with record_inputs({layer_name: layer}, make) as stats, \
@@ -86,36 +90,46 @@ def collect_layer_stats(model: nn.Module, calib_ids: torch.Tensor, layer_name: s
     return stats[layer_name]
 
 
+def method_settings(methods, settings: dict | None = None) -> dict[str, object]:
+    """Each method's settings: ``settings[method]`` when given, else its registry defaults."""
+    given = settings or {}
+    return {m: given.get(m) or get_method(m).settings() for m in methods}
+
+
 def compute_layer_scores(weight: torch.Tensor, stats: CalibrationStats | None,
                          methods: tuple[str, ...] = SCORE_METHODS,
-                         percdamp: float = 0.01) -> dict[str, torch.Tensor]:
+                         settings: dict | None = None) -> dict[str, torch.Tensor]:
     """Scores of each method for a weight (out, in); float32 on CPU.
 
-    ``stats`` is needed for Wanda (input_sq_norm) and SparseGPT (hessian; not modified).
+    ``stats`` is needed for Wanda (input_sq_norm) and SparseGPT (hessian; not modified);
+    ``settings``: method -> its settings (default: the registry's defaults).
     """
-    scores = {method: get_method(method).score(weight, stats, percdamp) for method in methods}
+    chosen = method_settings(methods, settings)
+    scores = {m: get_method(m).score(weight, stats, chosen[m]) for m in methods}
     return {m: s.detach().float().cpu() for m, s in scores.items()}
 
 
-def group_keep_mask(scores: torch.Tensor, sparsity: float, group: str) -> torch.Tensor:
+def group_keep_mask(scores: torch.Tensor, sparsity: float, group: str,
+                    block_size: int | None = None) -> torch.Tensor:
     """Keep-mask (out, in) pruning the lowest scores per group: row, layer, input or block.
 
-    "block" is SparseGPT's: one ranking over all rows of each 128-column block.
+    "block" is SparseGPT's: one ranking over all rows of each ``block_size``-column block.
     """
     if group != "block":
         return topk_keep_mask(scores, sparsity, group)
-    parts = [topk_keep_mask(scores[:, i:i + SPARSEGPT_BLOCK], sparsity, "layer")
-             for i in range(0, scores.shape[1], SPARSEGPT_BLOCK)]
-    return torch.cat(parts, dim=1)
+    if block_size is None:
+        raise ValueError("the 'block' group needs the method's block_size")
+    return block_keep_mask(scores, sparsity, block_size)
 
 
-def score_thresholds(scores: torch.Tensor, keep_mask: torch.Tensor, group: str) -> dict:
+def score_thresholds(scores: torch.Tensor, keep_mask: torch.Tensor, group: str,
+                     block_size: int | None = None) -> dict:
     """The score threshold(s) a keep-mask implies: the largest pruned score per group.
 
     Returns:
         {"group", "median", "min", "max", "values"}: ``values`` is a list with one threshold per
         group (one for "layer", out_features for "row", in_features for "input", one per
-        128-column block for "block"); NaN where a group prunes nothing.
+        ``block_size``-column block for "block"); NaN where a group prunes nothing.
     """
     pruned = scores.masked_fill(keep_mask, float("-inf"))
     if group == "layer":
@@ -124,11 +138,12 @@ def score_thresholds(scores: torch.Tensor, keep_mask: torch.Tensor, group: str) 
         values = pruned.max(dim=1).values
     elif group == "input":
         values = pruned.max(dim=0).values
-    elif group == "block":
-        values = torch.stack([pruned[:, i:i + SPARSEGPT_BLOCK].max()
-                              for i in range(0, scores.shape[1], SPARSEGPT_BLOCK)])
+    elif group == "block" and block_size:
+        values = torch.stack([pruned[:, i:i + block_size].max()
+                              for i in range(0, scores.shape[1], block_size)])
     else:
-        raise ValueError(f"group must be row, layer, input or block, got {group!r}")
+        raise ValueError(f"group must be row, layer, input or block (with block_size), got "
+                         f"{group!r}")
     values = values.masked_fill(torch.isinf(values), float("nan"))
     finite = values[~torch.isnan(values)]
     summary = (lambda f: float(f(finite)) if finite.numel() else float("nan"))
@@ -210,27 +225,33 @@ def check_prunable_layer(model: nn.Module, layer_name: str) -> None:
 def analyze_layer_scores(model: nn.Module, calib_ids: torch.Tensor, layer_name: str,
                          sparsity: float = 0.5, *, methods: tuple[str, ...] = SCORE_METHODS,
                          groups: dict[str, str] | None = None, batch_size: int = 8,
-                         percdamp: float = 0.01, calibration: dict | None = None) -> ScoreReport:
+                         settings: dict | None = None,
+                         calibration: dict | None = None) -> ScoreReport:
     """Everything the score-distribution view shows for one layer of the dense model.
 
     Args:
         layer_name: qualified prunable layer name.
         sparsity: share pruned for the thresholds and the overlap, in [0, 1).
         groups: method -> comparison group; default each method's reference group (magnitude:
-            layer, Wanda: row, SparseGPT: 128-column block).
+            layer, Wanda: row, SparseGPT: its column block).
+        settings: method -> its settings (registry dataclass); default the registry's.
     Returns:
         ScoreReport (scores, keep-masks, thresholds, agreement table).
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     check_prunable_layer(model, layer_name)
-    stats = (collect_layer_stats(model, calib_ids, layer_name, hessian=needs_hessian(methods),
-                                 batch_size=batch_size) if needs_calibration(methods) else None)
+    needed = tuple(dict.fromkeys(s for m in methods for s in get_method(m).stats))
+    stats = (collect_layer_stats(model, calib_ids, layer_name, statistics=needed,
+                                 batch_size=batch_size) if needed else None)
     weight = weight_matrix(dict(model.named_modules())[layer_name])
-    scores = compute_layer_scores(weight, stats, methods, percdamp)
+    own = method_settings(methods, settings)
+    scores = compute_layer_scores(weight, stats, methods, own)
     chosen = {m: (groups or {}).get(m, get_method(m).default_group) for m in methods}
-    keep_masks = {m: group_keep_mask(scores[m], sparsity, chosen[m]) for m in methods}
-    thresholds = {m: score_thresholds(scores[m], keep_masks[m], chosen[m]) for m in methods}
+    widths = {m: getattr(own[m], "block_size", None) for m in methods}
+    keep_masks = {m: group_keep_mask(scores[m], sparsity, chosen[m], widths[m]) for m in methods}
+    thresholds = {m: score_thresholds(scores[m], keep_masks[m], chosen[m], widths[m])
+                  for m in methods}
     return ScoreReport(layer=layer_name, shape=tuple(weight.shape), sparsity=sparsity,
                        scores=scores, keep_masks=keep_masks, groups=chosen,
                        thresholds=thresholds, agreement=score_agreement(scores, keep_masks),

@@ -13,40 +13,28 @@ on that layer (``collect_layer_stats``). All layers: the one dense pass over all
 outputs of block i-1; the sequential pruning protocol would let it see the pruned ones). Both give
 the same norms for a layer (tested).
 
-The interventions (``why_interventions``) cache each perplexity point on disk with the sweep's
-scheme (``analysis.sweep``): a SHA-256 over the model fingerprint, the calibration (description and
-token-id hash), the evaluation (label, seq_len, windows, id hash), the library version and the
-point's settings.
+The interventions (``why_interventions``, ``why_activations``) evaluate each changed model on the
+point runner (``points``), which caches every point on disk with the one key scheme.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
 from ..captions import calibration_caption
-from ..evaluate import perplexity
-from ..models import weight_matrix
+from ..layers import weight_matrix
 from ..pruning import get_method, magnitude_scores, topk_keep_mask, wanda_scores
 from .outliers import ActivationReport
 from .scores import collect_layer_stats
-from ..files import write_json_atomic
-from .sweep import cache_context, default_cache_dir
 
 __all__ = [
     "TOP_SHARE", "CHANNEL_COLUMNS", "LAYER_COLUMNS", "DisagreementReport", "top_channel_count",
     "channel_disagreement", "summarize_disagreement", "layer_disagreement", "model_disagreement",
-    "ModelHold", "holder", "why_context", "cached_point", "dense_point",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,9 +46,6 @@ CHANNEL_COLUMNS = ["layer", "channel", "input_norm", "norm_rank", "top_channel",
 LAYER_COLUMNS = ["layer", "in_features", "n_top", "uniform_share", "disagreements", "wanda_only",
                  "magnitude_only", "top_share", "top_share_wanda_only"]
 ALL_LAYERS = "all layers"
-# A factory of context managers yielding the dense model, entered around each computed point (a
-# service takes its shared model per point with it, as the sweep does; other jobs run between).
-ModelHold = Callable[[], AbstractContextManager[nn.Module]]
 
 
 def top_channel_count(in_features: int, top_share: float = TOP_SHARE) -> int:
@@ -171,7 +156,7 @@ def layer_disagreement(model: nn.Module, calib_ids: torch.Tensor, layer_name: st
                        model_name: str | None = None) -> DisagreementReport:
     """Disagreement for one prunable layer; its input norms from one hook on the dense model."""
     _check_sparsity(sparsity)
-    stats = collect_layer_stats(model, calib_ids, layer_name, hessian=False,
+    stats = collect_layer_stats(model, calib_ids, layer_name, statistics=(),
                                 batch_size=batch_size)
     weight = weight_matrix(dict(model.named_modules())[layer_name])
     channels = channel_disagreement(weight, stats.input_sq_norm, sparsity, layer=layer_name,
@@ -202,63 +187,3 @@ def model_disagreement(model: nn.Module, report: ActivationReport, sparsity: flo
     return DisagreementReport(channels, summarize_disagreement(channels), sparsity, top_share,
                               "one dense pass over all blocks (no pruning)", report.calibration,
                               report.model_name)
-
-
-# -- cache (the sweep's key scheme) -------------------------------------------------------------
-
-def why_context(fingerprint: dict | None, calib_ids: torch.Tensor, eval_ids: torch.Tensor, *,
-                calibration: dict | None, eval_label: str, seq_len: int,
-                max_windows: int | None) -> tuple[dict | None, dict]:
-    """(cache context, shared protocol columns: calibration, eval_protocol ...) as the sweep
-    builds them; the context is None without a fingerprint (then nothing is cached)."""
-    context, shared = cache_context(fingerprint or {"model": None, "fingerprint": None},
-                                    calib_ids, eval_ids, calibration=calibration,
-                                    eval_label=eval_label, seq_len=seq_len,
-                                    max_windows=max_windows)
-    return (context if fingerprint is not None else None), shared
-
-
-def _point_key(settings: dict, context: dict) -> str:
-    payload = {"analysis": settings, "model": context["model"]["fingerprint"],
-               "calibration": context["calibration"], "evaluation": context["evaluation"],
-               "version": context["version"]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def cached_point(settings: dict, context: dict | None, compute: Callable[[], dict], *,
-                 cache_dir: str | os.PathLike | None = None) -> dict:
-    """The stored row of a point, else ``compute()`` (stored); ``row["cached"]`` says which.
-
-    ``context`` None disables the cache (e.g. a model built in memory without a fingerprint).
-    """
-    if context is None:
-        return {**compute(), "cached": False}
-    # A subfolder: ``load_cached_sweep`` reads every JSON file of the sweep folder as a sweep row.
-    cache = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "why"
-    path = cache / f"{_point_key(settings, context)}.json"
-    if path.is_file():
-        try:
-            return {**json.loads(path.read_text(encoding="utf-8"))["row"], "cached": True}
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            logger.warning("ignoring unreadable cache file %s (%s)", path, err)
-    row = compute()
-    cache.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"row": row, "settings": settings, "context": context})
-    return {**row, "cached": False}
-
-
-def holder(model: nn.Module, model_for_point: ModelHold | None) -> ModelHold:
-    """``model_for_point``, or one that yields ``model`` itself (library use)."""
-    return model_for_point or (lambda: nullcontext(model))
-
-
-def dense_point(model: nn.Module, eval_ids: torch.Tensor, *, seq_len: int,
-                max_windows: int | None, context: dict | None, cache_dir=None,
-                model_for_point: ModelHold | None = None) -> dict:
-    """``{"perplexity", "cached"}`` of the unchanged model: one cached point that the weight and
-    the activation interventions share, so both show the same dense line."""
-    def compute() -> dict:
-        with holder(model, model_for_point)() as point_model:
-            return {"perplexity": perplexity(point_model, eval_ids, seq_len,
-                                             max_windows=max_windows, show_progress=False)}
-    return cached_point({"analysis": "why-dense"}, context, compute, cache_dir=cache_dir)

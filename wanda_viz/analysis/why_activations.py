@@ -10,7 +10,8 @@ Here the block and its massive channels come from the activation report
 with the text (first token, delimiters), so an entry of a massive channel counts as massive in a
 window when it passes the same two thresholds against that window's median ``|h|`` at the block.
 The mean is taken per channel over those entries in the calibration windows. The hook is removed
-afterwards, also on error; no weight is touched.
+afterwards, also on error; no weight is touched. Each point is a ``ForwardHooks`` change on the
+point runner (``points``), the pattern later all-layer interventions follow.
 """
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..evaluate import count_eval_windows, perplexity
-from ..models import model_device, resolve_seq_len
+from ..calibration import stop_forward_at
+from ..evaluate import count_eval_windows
+from ..layers import model_device
+from ..points import Dense, ForwardHooks, PointRunner
 from .outliers import ActivationReport, find_massive_activations
-from .why import ModelHold, cached_point, dense_point, holder, why_context
 
 __all__ = ["ACTIVATION_COLUMNS", "INTERVENTIONS", "MassiveSites", "massive_sites",
            "flag_massive", "measure_massive_means", "replace_massive_activations",
-           "ActivationIntervention", "activation_intervention"]
+           "ActivationIntervention", "ActivationSpec", "activation_intervention"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +93,6 @@ def _hidden_of(output):
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
-class _StopAfterBlock(Exception):
-    """Private signal: the block has run; the rest of the forward pass is not needed."""
-
-
 def _block(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name not in modules:
@@ -112,22 +110,18 @@ def measure_massive_means(model: nn.Module, calib_ids: torch.Tensor, sites: Mass
     channels = torch.tensor(sites.channels)
     sums, counts = torch.zeros(len(channels), dtype=torch.float64), torch.zeros(len(channels))
 
-    def hook(module, inputs, output):
+    def observe(output) -> None:
         hidden = _hidden_of(output)
         flags = flag_massive(hidden, channels.to(hidden.device), sites.min_abs, sites.min_ratio)
         values = hidden[..., channels.to(hidden.device)].double() * flags
         sums.add_(values.sum(dim=(0, 1)).cpu())
         counts.add_(flags.sum(dim=(0, 1)).cpu().float())
-        raise _StopAfterBlock
 
-    handle = _block(model, sites.block).register_forward_hook(hook)
-    try:
-        device = model_device(model)
+    device = model_device(model)
+    # The block's output is all we need: each forward pass ends right after the block.
+    with stop_forward_at(_block(model, sites.block), observe=observe) as run:
         for batch in calib_ids.split(batch_size):
-            with contextlib.suppress(_StopAfterBlock):
-                model(batch.to(device), use_cache=False)
-    finally:
-        handle.remove()
+            run(model, batch.to(device), use_cache=False)
     found = [i for i in range(len(channels)) if counts[i] > 0]
     if len(found) < len(channels):
         logger.warning("channels %s of %s never pass the thresholds per window; not intervened on",
@@ -194,54 +188,52 @@ class ActivationIntervention:
                 f"the calibration windows ({self.calibration}); perplexity: {self.eval_protocol}")
 
 
+@dataclass(frozen=True)
+class ActivationSpec:
+    """Thresholds of a massive activation (Sun et al. 2024): ``|h| > min_abs`` and
+    ``|h| > min_ratio x`` the median |h|."""
+
+    min_abs: float = 100.0
+    min_ratio: float = 1000.0
+
+
+def _replace(sites: MassiveSites, mode: str) -> ForwardHooks:
+    """The point that sets the massive activations at ``sites`` to zero or to their mean."""
+    settings = {"mode": mode, "block": sites.block, "channels": sites.channels,
+                "min_abs": sites.min_abs, "min_ratio": sites.min_ratio}
+    return ForwardHooks("why-activations", settings,
+                        lambda model: replace_massive_activations(model, sites, mode),
+                        uses_calibration=True, columns=("replaced", "first_token"))
+
+
 @torch.no_grad()
-def activation_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
-                            report: ActivationReport, *, min_abs: float = 100.0,
-                            min_ratio: float = 1000.0, fingerprint: dict | None = None,
-                            calibration: dict | None = None, eval_label: str = "evaluation text",
-                            seq_len: int | None = None, max_windows: int | None = None,
-                            cache_dir=None, batch_size: int = 8,
-                            dense: dict | None = None,
-                            model_for_point: ModelHold | None = None) -> ActivationIntervention:
+def activation_intervention(runner: PointRunner, report: ActivationReport,
+                            spec: ActivationSpec = ActivationSpec(), *,
+                            dense: dict | None = None) -> ActivationIntervention:
     """Dense perplexity, then with massive activations set to zero, then to their mean.
 
     Args:
+        runner: the point runner of the dense model (its setup's calibration windows give the
+            means); every point is a ``ForwardHooks`` change (no weight is touched).
         report: ``collect_activation_report(model, calib_ids)`` of this dense model.
-        fingerprint: ``model_fingerprint(...)``; None = no on-disk cache.
-        dense: ``{"perplexity", "cached"}`` of the dense model under the same protocol when
-            already known (``run_why`` passes the weight intervention's); None = ``dense_point``.
-        model_for_point: entered around each computed step, yields the dense model (see
-            ``analysis.why.ModelHold``); None = ``model`` throughout.
+        dense: the dense point's row when already known (``run_why`` passes the weight
+            intervention's); None = ``runner.run(Dense())``.
     Returns:
         ActivationIntervention (rows: dense, zero, mean).
+    Raises:
+        ValueError: no massive activation passes the thresholds.
     """
-    seq_len = resolve_seq_len(model, seq_len)
-    context, shared = why_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
-                                  eval_label=eval_label, seq_len=seq_len,
-                                  max_windows=max_windows)
-    hold = holder(model, model_for_point)
-    sites = massive_sites(report, min_abs=min_abs, min_ratio=min_ratio)
-    with hold() as point_model:
-        sites = measure_massive_means(point_model, calib_ids, sites, batch_size=batch_size)
-    windows = count_eval_windows(eval_ids.numel(), seq_len, max_windows)
-    base = dense or dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
-                                context=context, cache_dir=cache_dir,
-                                model_for_point=model_for_point)
-    rows = [{"intervention": "dense", "replaced": 0, "first_token": 0, "windows": windows,
-             **base}]
+    setup = runner.setup
+    sites = massive_sites(report, min_abs=spec.min_abs, min_ratio=spec.min_ratio)
+    with runner.hold() as model:
+        sites = measure_massive_means(model, setup.calib_ids, sites, batch_size=setup.batch_size)
+    windows = count_eval_windows(setup.eval_ids.numel(), setup.seq_len, setup.max_windows)
+    base = dense or runner.run(Dense())
+    rows = [{**base, "intervention": "dense", "replaced": 0, "first_token": 0,
+             "windows": windows}]
     for mode in INTERVENTIONS:
-        settings = {"analysis": "why-activations", "mode": mode, "block": sites.block,
-                    "channels": sites.channels, "min_abs": min_abs, "min_ratio": min_ratio,
-                    "columns": ACTIVATION_COLUMNS}  # a new column makes old cached rows stale
-
-        def compute(mode=mode) -> dict:
-            with hold() as point_model, \
-                    replace_massive_activations(point_model, sites, mode) as counter:
-                ppl = perplexity(point_model, eval_ids, seq_len, max_windows=max_windows,
-                                 show_progress=False)
-            return {"intervention": mode, "perplexity": ppl, "replaced": counter["replaced"],
-                    "first_token": counter["first_token"], "windows": windows}
-
-        rows.append(cached_point(settings, context, compute, cache_dir=cache_dir))
+        rows.append({**runner.run(_replace(sites, mode)), "intervention": mode,
+                     "windows": windows})
+    shared = setup.protocol_columns()
     return ActivationIntervention(pd.DataFrame(rows, columns=ACTIVATION_COLUMNS), sites,
                                   shared["calibration"], shared["eval_protocol"])

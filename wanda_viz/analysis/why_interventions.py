@@ -7,26 +7,26 @@ the channels outside the layer's top-max(k) (nested: the first k of one permutat
 layers that read the same input (q/k/v, gate/up) share their random channels as they share their
 outlier channels, so both arms zero exactly the same number of weights.
 
-The activation-space intervention lives in ``why_activations``. Weights are restored from a
-``WeightBackup`` after every point (the model is dense on return, also on error).
+The activation-space intervention lives in ``why_activations``. Every point is a ``WeightEdit`` on
+the point runner (``points``): the dense weights are restored after it, also on error, and it is
+cached with the one key scheme.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from ..evaluate import perplexity
-from ..models import WeightBackup, resolve_seq_len, weight_matrix
-from .why import ModelHold, cached_point, dense_point, holder, why_context
+from ..layers import weight_matrix
+from ..points import Dense, PointRunner, WeightEdit
 
 __all__ = [
     "WEIGHT_COLUMNS", "outlier_channels", "select_channels",
-    "zero_input_channels", "ChannelIntervention", "channel_intervention",
+    "zero_input_channels", "ChannelIntervention", "ChannelSpec", "channel_intervention",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,65 +103,65 @@ class ChannelIntervention:
                 f"perplexity: {self.eval_protocol}")
 
 
+@dataclass(frozen=True)
+class ChannelSpec:
+    """The weight-space intervention's points: channel counts ``ks`` and random ``seeds``."""
+
+    ks: tuple[int, ...] = (1, 2, 4, 8)
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        ks = tuple(sorted({int(k) for k in self.ks}))
+        if not ks or ks[0] < 1:
+            raise ValueError(f"ks must be positive channel counts, got {list(self.ks)}")
+        object.__setattr__(self, "ks", ks)
+
+
+def _cut(input_norms: dict[str, torch.Tensor], kind: str, k: int, seed: int | None,
+         exclude_top: int) -> WeightEdit:
+    """The point that zeroes the weights reading k outlier (or random) channels per layer."""
+    def edit(model: nn.Module) -> dict:
+        chosen = select_channels(input_norms, k, seed=seed, exclude_top=exclude_top)
+        return {"zeroed_weights": zero_input_channels(model, chosen)}
+    settings = {"kind": kind, "k": k, "seed": seed,
+                "exclude_top": exclude_top if kind == "random" else None}
+    return WeightEdit("why-weights", settings, edit, uses_calibration=True,
+                      columns=("zeroed_weights",))
+
+
 @torch.no_grad()
-def channel_intervention(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor,
-                         input_norms: dict[str, torch.Tensor], *, ks: Sequence[int] = (1, 2, 4, 8),
-                         seeds: Sequence[int] = (0, 1, 2), fingerprint: dict | None = None,
-                         calibration: dict | None = None, eval_label: str = "evaluation text",
-                         seq_len: int | None = None, max_windows: int | None = None,
-                         cache_dir=None, dense: WeightBackup | None = None,
-                         callback: Callable[[int, int, dict], None] | None = None,
-                         model_for_point: ModelHold | None = None) -> ChannelIntervention:
+def channel_intervention(runner: PointRunner, input_norms: dict[str, torch.Tensor],
+                         spec: ChannelSpec = ChannelSpec(), *,
+                         callback: Callable[[int, int, dict], None] | None = None
+                         ) -> ChannelIntervention:
     """Dense perplexity, then outlier-channel and random-channel cuts for every k (and seed).
 
     Args:
-        calib_ids: the calibration windows that produced ``input_norms`` (for the cache key).
+        runner: the point runner of the dense model; its setup's calibration windows are the ones
+            that produced ``input_norms`` (they key the cached points).
         input_norms: layer -> (in,) ``sqrt(input_sq_norm)``, e.g. ``report.input_norms``.
-        fingerprint: ``model_fingerprint(...)``; None = no on-disk cache.
-        dense: an existing ``WeightBackup`` (None = take one, while the model is held). Every
-            point restores the dense weights before it lets the model go.
-        model_for_point: entered around each computed point, yields the dense model (see
-            ``analysis.why.ModelHold``); None = ``model`` throughout.
+        callback: ``callback(done, total, row)`` after each intervention point.
     Returns:
         ChannelIntervention; ``table`` has one dense row, one outlier row per k and one random
         row per (k, seed).
     """
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive channel counts, got {ks}")
-    seq_len = resolve_seq_len(model, seq_len)
-    context, shared = why_context(fingerprint, calib_ids, eval_ids, calibration=calibration,
-                                  eval_label=eval_label, seq_len=seq_len,
-                                  max_windows=max_windows)
-    total_weights = sum(weight_matrix(m).numel() for n, m in model.named_modules()
-                        if n in input_norms)
-    points = [("outlier", k, None) for k in ks] + [("random", k, s) for k in ks for s in seeds]
-    hold = holder(model, model_for_point)
-    backup = dense
-    base = dense_point(model, eval_ids, seq_len=seq_len, max_windows=max_windows,
-                       context=context, cache_dir=cache_dir, model_for_point=model_for_point)
+    exclude_top = spec.ks[-1]
+    modules = dict(runner.model.named_modules())
+    total_weights = sum(weight_matrix(modules[name]).numel() for name in input_norms)
+    points = ([("outlier", k, None) for k in spec.ks]
+              + [("random", k, s) for k in spec.ks for s in spec.seeds])
     rows = [{"kind": "dense", "k": 0, "seed": None, "zeroed_weights": 0, "zeroed_share": 0.0,
-             **base}]
-    for done, (kind, k, seed) in enumerate(points, start=1):
-        settings = {"analysis": "why-weights", "kind": kind, "k": k, "seed": seed,
-                    "exclude_top": ks[-1] if kind == "random" else None}
+             **runner.run(Dense())}]
 
-        def compute(kind=kind, k=k, seed=seed) -> dict:
-            nonlocal backup
-            chosen = select_channels(input_norms, k, seed=seed, exclude_top=ks[-1])
-            with hold() as point_model:
-                backup = backup or WeightBackup(point_model)  # taken while the model is held
-                try:
-                    zeroed = zero_input_channels(point_model, chosen)
-                    ppl = perplexity(point_model, eval_ids, seq_len, max_windows=max_windows,
-                                     show_progress=False)
-                finally:
-                    backup.restore(point_model)  # dense again before anyone else gets it
-            return {"kind": kind, "k": k, "seed": seed, "perplexity": ppl,
-                    "zeroed_weights": zeroed, "zeroed_share": zeroed / total_weights}
-
-        rows.append(cached_point(settings, context, compute, cache_dir=cache_dir))
+    def labelled(done: int, total: int, row: dict) -> None:
+        kind, k, seed = points[done - 1]
+        rows.append({**row, "kind": kind, "k": k, "seed": seed,
+                     "zeroed_share": row["zeroed_weights"] / total_weights})
         if callback is not None:
-            callback(done, len(points), rows[-1])
+            callback(done, total, rows[-1])
+
+    runner.run_all([_cut(input_norms, *point, exclude_top) for point in points],
+                   desc="why: weights", callback=labelled, show_progress=False)
+    shared = runner.setup.protocol_columns()
     return ChannelIntervention(pd.DataFrame(rows, columns=WEIGHT_COLUMNS), shared["calibration"],
-                               shared["eval_protocol"], ks[-1])
+                               shared["eval_protocol"], exclude_top)

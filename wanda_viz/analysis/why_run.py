@@ -4,28 +4,26 @@
 norms and the residual-stream top activations), then computes the per-channel disagreement of
 Wanda and magnitude, the weight-space intervention (outlier vs random input channels) and the
 activation-space intervention (massive activations set to zero / to their mean). The model is
-dense and hook-free on return. Perplexity points are cached on disk (``analysis.why``).
+dense and hook-free on return. Perplexity points go through the point runner (``points``).
 """
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn
 
-from ..models import WeightBackup
+from ..points import PointRunner
 from .export import export_table, table_to_records
 from .outliers import collect_activation_report, find_massive_activations
-from .why import TOP_SHARE, DisagreementReport, ModelHold, holder, model_disagreement
-from .why_activations import ActivationIntervention, activation_intervention
-from .why_interventions import ChannelIntervention, channel_intervention
+from .why import TOP_SHARE, DisagreementReport, model_disagreement
+from .why_activations import ActivationIntervention, ActivationSpec, activation_intervention
+from .why_interventions import ChannelIntervention, ChannelSpec, channel_intervention
 
-__all__ = ["WhyResult", "run_why", "export_why"]
+__all__ = ["WhyResult", "WhySpec", "run_why", "export_why"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,49 +48,52 @@ class WhyResult:
         return tables
 
 
+@dataclass(frozen=True)
+class WhySpec:
+    """Settings of the three analyses.
+
+    Attributes:
+        sparsity: sparsity of the Wanda and magnitude masks compared per channel.
+        top_share: the share of channels (by input norm) that counts as "top".
+        channels: the weight-space intervention (channel counts and random seeds).
+        activations: the massive-activation thresholds.
+    """
+
+    sparsity: float = 0.5
+    top_share: float = TOP_SHARE
+    channels: ChannelSpec = ChannelSpec()
+    activations: ActivationSpec = ActivationSpec()
+
+
 @torch.no_grad()
-def run_why(model: nn.Module, calib_ids: torch.Tensor, eval_ids: torch.Tensor, *,
-            tokenizer=None, sparsity: float = 0.5, ks: Sequence[int] = (1, 2, 4, 8),
-            seeds: Sequence[int] = (0, 1, 2), top_share: float = TOP_SHARE,
-            fingerprint: dict | None = None, calibration: dict | None = None,
-            eval_label: str = "evaluation text", seq_len: int | None = None,
-            max_windows: int | None = None, cache_dir=None, batch_size: int = 8,
-            min_abs: float = 100.0, min_ratio: float = 1000.0,
-            model_name: str | None = None, dense: WeightBackup | None = None,
-            model_for_point: ModelHold | None = None) -> WhyResult:
+def run_why(runner: PointRunner, spec: WhySpec = WhySpec(), *, tokenizer=None,
+            model_name: str | None = None) -> WhyResult:
     """All three "why Wanda works" analyses on a dense model.
 
     Args:
-        calib_ids: (n_samples, seq_len) calibration windows (statistics, massive-activation means).
-        eval_ids: (1, n_tokens) evaluation text for perplexity (non-overlapping seq_len windows).
-        sparsity: sparsity of the two masks compared per channel.
-        ks / seeds: channel counts of the weight-space intervention and random seeds.
-        fingerprint: ``model_fingerprint(...)`` for the on-disk cache (None = no cache).
-        dense: the dense weights' ``WeightBackup`` if one exists (None = taken when needed).
-        model_for_point: entered around the dense pass and around each perplexity point,
-            yields the dense model (a service's shared model, taken per step); None = ``model``.
+        runner: the point runner of the dense model; its setup's calibration windows give the
+            statistics and the massive-activation means, its evaluation text the perplexities.
+        tokenizer / model_name: for the activation report's tokens and captions.
     Returns:
         WhyResult. ``activations`` is None (with ``activation_note``) when the model shows no
         massive activations on these windows.
     """
-    with holder(model, model_for_point)() as held:  # the dense weights, not changed meanwhile
-        report = collect_activation_report(held, calib_ids, tokenizer=tokenizer,
-                                           batch_size=batch_size, calibration=calibration,
-                                           model_name=model_name)
-        disagreement = model_disagreement(held, report, sparsity, top_share=top_share)
-    shared = {"fingerprint": fingerprint, "calibration": calibration, "eval_label": eval_label,
-              "seq_len": seq_len, "max_windows": max_windows, "cache_dir": cache_dir,
-              "model_for_point": model_for_point}
-    weights = channel_intervention(model, calib_ids, eval_ids, report.input_norms, ks=ks,
-                                   seeds=seeds, dense=dense, **shared)
-    massive = find_massive_activations(report, min_abs=min_abs, min_ratio=min_ratio)
+    setup = runner.setup
+    with runner.hold() as held:  # the dense weights, not changed meanwhile
+        report = collect_activation_report(held, setup.calib_ids, tokenizer=tokenizer,
+                                           batch_size=setup.batch_size,
+                                           calibration=setup.calibration, model_name=model_name)
+        disagreement = model_disagreement(held, report, spec.sparsity, top_share=spec.top_share)
+    weights = channel_intervention(runner, report.input_norms, spec.channels)
+    thresholds = spec.activations
+    massive = find_massive_activations(report, min_abs=thresholds.min_abs,
+                                       min_ratio=thresholds.min_ratio)
     activations, note = None, ""
     try:
         dense_row = weights.table.iloc[0]  # the one dense point, shared
         activations = activation_intervention(
-            model, calib_ids, eval_ids, report, min_abs=min_abs, min_ratio=min_ratio,
-            batch_size=batch_size, dense={"perplexity": float(dense_row["perplexity"]),
-                                          "cached": bool(dense_row["cached"])}, **shared)
+            runner, report, thresholds, dense={"perplexity": float(dense_row["perplexity"]),
+                                               "cached": bool(dense_row["cached"])})
     except ValueError as err:  # no massive activations: nothing to intervene on
         note = str(err)
         logger.info("activation intervention skipped: %s", note)

@@ -3,7 +3,8 @@
 ``COMMANDS`` is the one explicit table of subcommands: name -> (module with
 ``add_arguments(parser)`` and ``run(args) -> exit code``). Adding a subcommand is one module and
 one entry; ``build_parser()`` alone knows every subcommand (nothing registers itself on import).
-Bad input ends with exit code 2 and one line ``error: <reason>`` on stderr.
+Bad input (and out of memory, GPU or CPU) ends with exit code 2 and one line
+``error: <reason>`` on stderr, by the same policy as the dashboard (``wanda_viz.errors``).
 """
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ import argparse
 import logging
 import sys
 
-import torch
-
-from ..data import DataUnavailableError
+from ..errors import user_message
 from . import outliers, prune, sweep, why
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -26,9 +25,6 @@ COMMANDS = {
     "outliers": outliers,
     "why": why,
 }
-USER_ERRORS = (ValueError, OSError, DataUnavailableError, torch.OutOfMemoryError)
-_OOM = ("out of memory: use fewer or shorter calibration windows, a smaller batch size, "
-        "--offload or a smaller model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)
-    except USER_ERRORS as err:
-        message = _OOM if isinstance(err, torch.OutOfMemoryError) else err
+    except Exception as err:  # noqa: BLE001 - sorted by the one policy below
+        message = user_message(err)
+        if message is None:
+            raise  # a bug: the traceback is what the reader needs
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -6,17 +6,21 @@ line offers exactly what the library accepts.
 from __future__ import annotations
 
 import argparse
+import ast
 
 import torch
 
 from ..config import CalibConfig, EvalConfig
 from ..data import (CALIB_SOURCES, EVAL_SOURCES, default_calibration_source, default_eval_source,
                     get_calibration_ids)
-from ..models import load_model, resolve_seq_len
+from ..data import get_eval_ids
+from ..layers import resolve_seq_len
+from ..loading import DEMO_MODEL_DIR, load_model
+from ..points import PointRunner, model_fingerprint, resolve_eval_setup
 
 __all__ = ["add_model_args", "add_calib_args", "add_eval_args", "load_model_from_args",
-           "calib_config", "eval_config", "load_calibration",
-           "csv_list"]
+           "calib_config", "eval_config", "load_calibration", "point_runner", "csv_list",
+           "settings_arg"]
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +73,23 @@ def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def settings_arg(text: str | None, option: str) -> dict | None:
+    """``"percdamp=0.05,block_size=64"`` -> {"percdamp": 0.05, "block_size": 64} (Python literals;
+    other values stay strings); None when not given. The registry's dataclass validates them."""
+    if not text:
+        return None
+    settings = {}
+    for part in csv_list(text):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} takes key=value pairs such as percdamp=0.05, got {part!r}")
+        try:
+            settings[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            settings[key.strip()] = value.strip()
+    return settings
+
+
 def load_model_from_args(args):
     """(model, tokenizer) from the model argument group."""
     return load_model(args.model, device=args.device, dtype=args.dtype,
@@ -87,7 +108,29 @@ def eval_config(args) -> EvalConfig:
     """The evaluation arguments; ``source`` None for ``--eval-dataset none``."""
     source = args.eval_file or (None if args.eval_dataset == "none" else
                                 args.eval_dataset or default_eval_source(args.data_dir))
-    return EvalConfig(source=source, max_windows=args.max_eval_windows, data_dir=args.data_dir)
+    # Evaluation windows are as long as the calibration windows (--seq-len), as in the reference.
+    return EvalConfig(source=source, max_windows=args.max_eval_windows, data_dir=args.data_dir,
+                      seq_len=args.seq_len)
+
+
+def point_runner(args, model, tokenizer, calibration: tuple[torch.Tensor | None, dict | None], *,
+                 cache: bool = True) -> PointRunner:
+    """The point runner of a subcommand: its evaluation setup from the parsed arguments.
+
+    Args:
+        calibration: (calib_ids, description) from ``load_calibration`` (or (None, None)).
+        cache: False = no on-disk cache (every point is computed).
+    """
+    evaluation = eval_config(args)
+    eval_ids, eval_label = get_eval_ids(tokenizer, source=evaluation.source,
+                                        data_dir=evaluation.data_dir)
+    fingerprint = model_fingerprint(args.model or DEMO_MODEL_DIR, revision=args.revision,
+                                    model=model, cache_dir=args.cache_dir) if cache else None
+    setup = resolve_eval_setup(model, evaluation, eval_ids=eval_ids, eval_label=eval_label,
+                               calib_ids=calibration[0], calibration=calibration[1],
+                               fingerprint=fingerprint, cache_dir=args.cache_dir,
+                               batch_size=args.batch_size)
+    return PointRunner(model, setup)
 
 
 def load_calibration(args, tokenizer, model) -> tuple[torch.Tensor, dict]:

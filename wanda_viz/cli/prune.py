@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import PruneConfig
+from ..config import PruneConfig, eval_seq_len
 from ..data import check_source, get_eval_ids
 from ..evaluate import evaluate
 from ..files import check_writable, write_json_atomic
-from ..models import resolve_seq_len
 from ..pruning import prune_model
-from ..pruning.registry import GROUPS, METHOD_NAMES
-from ..zeroshot import zero_shot_point
+from ..pruning.registry import GROUPS, METHOD_NAMES, REFINEMENTS
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
-                     load_calibration, load_model_from_args)
-from .zero_shot_options import (add_zero_shot_args, point_data, print_zero_shot,
-                                zero_shot_settings)
+                     load_calibration, load_model_from_args, settings_arg)
+from .zero_shot_options import (add_zero_shot_args, dense_zero_shot, print_zero_shot,
+                                prune_zero_shot, cli_zero_shot_runner, zero_shot_settings)
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("pruning")
     group.add_argument("--method", default="wanda", choices=list(METHOD_NAMES))
+    group.add_argument("--settings", default=None,
+                       help="the method's own settings as key=value pairs, e.g. "
+                       "percdamp=0.05,block_size=64 for sparsegpt (default: its registry defaults)")
+    group.add_argument("--refine", default=None,
+                       help="refine the method's masks (registered: "
+                       f"{', '.join(REFINEMENTS) or 'none yet'})")
+    group.add_argument("--refine-settings", default=None,
+                       help="the refinement's settings as key=value pairs")
     group.add_argument("--sparsity", type=float, default=0.5, help="share of weights removed")
     group.add_argument("--structure", default="unstructured",
                        help="unstructured or N:M such as 2:4, 4:8 (needs sparsity = N/M)")
@@ -50,7 +56,10 @@ def run(args) -> int:
     never throws away the pruning.
     """
     config = PruneConfig(method=args.method, sparsity=args.sparsity, structure=args.structure,
-                         group=args.group, wanda_variant=args.wanda_variant, owl=args.owl,
+                         group=args.group, settings=settings_arg(args.settings, "--settings"),
+                         refine=args.refine,
+                         refine_settings=settings_arg(args.refine_settings, "--refine-settings"),
+                         wanda_variant=args.wanda_variant, owl=args.owl,
                          batch_size=args.batch_size, offload=args.offload)
     calib, evaluation = calib_config(args), eval_config(args)
     if config.needs_calibration:
@@ -60,15 +69,15 @@ def run(args) -> int:
     zero_shot = zero_shot_settings(args)
     check_writable(args.save_model, args.json)
     model, tokenizer = load_model_from_args(args)
-    seq_len = resolve_seq_len(model, args.seq_len)  # refuses a seq_len beyond the context
+    seq_len = eval_seq_len(model, evaluation)  # refuses a seq_len beyond the context
     calib_ids, calib_info = (load_calibration(args, tokenizer, model)
                              if config.needs_calibration else (None, None))
     eval_ids = (get_eval_ids(tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)
                 if evaluation.source is not None else None)
     dense = _evaluate(model, eval_ids, seq_len, evaluation) if args.compare_dense else None
-    points = point_data(args, model, calib_ids, calib_info) if zero_shot else None
-    dense_zero_shot = (zero_shot_point(model, tokenizer, None, zero_shot, points)
-                       if zero_shot else None)
+    runner = (cli_zero_shot_runner(args, model, evaluation, (calib_ids, calib_info))
+              if zero_shot else None)
+    dense_scores = dense_zero_shot(runner, tokenizer, zero_shot) if zero_shot else None
     result = prune_model(model, calib_ids, config, calibration=calib_info, model_name=args.model)
     _print_result(config, result)
     if args.save_model:
@@ -84,10 +93,10 @@ def run(args) -> int:
         print(f"perplexity {pruned[0]:.3f}  [{pruned[1]}]")
         summary.update(perplexity=pruned[0], eval_protocol=pruned[1])
     if zero_shot:
-        scores = zero_shot_point(model, tokenizer, config, zero_shot, points, pruned=True)
-        print_zero_shot("dense", dense_zero_shot)
+        scores = prune_zero_shot(model, tokenizer, zero_shot, runner.setup)
+        print_zero_shot("dense", dense_scores)
         print_zero_shot(config.label(), scores)
-        summary.update(zero_shot=scores.task_dict(), dense_zero_shot=dense_zero_shot.task_dict(),
+        summary.update(zero_shot=scores.task_dict(), dense_zero_shot=dense_scores.task_dict(),
                        zero_shot_protocol={**scores.protocol(), "text": scores.protocol_text()})
     if args.json:
         write_json_atomic(args.json, summary)

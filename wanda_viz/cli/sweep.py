@@ -8,14 +8,12 @@ from __future__ import annotations
 import argparse
 
 from ..analysis.export import export_table
-from ..analysis.sweep import default_cache_dir, model_fingerprint, run_sweep, sweep_points
+from ..analysis.sweep import SweepSpec, run_sweep
 from ..config import parse_structure
-from ..data import get_eval_ids
-from ..models import DEMO_MODEL_DIR, resolve_seq_len
-from ..pruning.registry import GROUPS, METHOD_NAMES, needs_calibration
-from ..zeroshot import PointData
+from ..points import default_cache_dir
+from ..pruning.registry import DEFAULT_METHODS, GROUPS, needs_calibration, split_method_key
 from .common import (add_calib_args, add_eval_args, add_model_args, csv_list, eval_config,
-                     load_calibration, load_model_from_args)
+                     load_calibration, load_model_from_args, point_runner)
 from .zero_shot_options import add_zero_shot_args, sweep_zero_shot, zero_shot_settings
 
 __all__ = ["add_arguments", "run"]
@@ -27,8 +25,9 @@ _PRINT_COLUMNS = ["method", "structure", "sparsity", "group", "perplexity", "ach
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("sweep")
-    group.add_argument("--methods", default="magnitude,wanda,sparsegpt",
-                       help="comma-separated methods (default: %(default)s)")
+    group.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                       help="comma-separated methods, a refined one as base+refine such as "
+                       "wanda+dsnot (default: %(default)s)")
     group.add_argument("--sparsities", default="0.5", help="comma-separated, e.g. 0.1,0.3,0.5")
     group.add_argument("--structures", default="unstructured",
                        help="comma-separated: unstructured, 2:4, 4:8 (N:M runs at N/M)")
@@ -48,10 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _sweep_settings(args) -> tuple[list[str], list[float], list[str]]:
     methods = csv_list(args.methods)
-    unknown = [m for m in methods if m not in METHOD_NAMES]
-    if not methods or unknown:
-        raise ValueError(f"--methods must list some of {', '.join(METHOD_NAMES)}, "
-                         f"got {args.methods!r}")
+    if not methods:
+        raise ValueError(f"--methods must list some methods, got {args.methods!r}")
+    for method in methods:
+        try:
+            split_method_key(method)
+        except ValueError as err:
+            raise ValueError(f"--methods: {err}") from err
     try:
         sparsities = [float(s) for s in csv_list(args.sparsities)]
     except ValueError as err:
@@ -69,29 +71,19 @@ def run(args) -> int:
     methods, sparsities, structures = _sweep_settings(args)
     zero_shot = zero_shot_settings(args)
     model, tokenizer = load_model_from_args(args)
-    seq_len = resolve_seq_len(model, args.seq_len)
-    calib_ids, calib_info = (load_calibration(args, tokenizer, model)
-                             if needs_calibration(methods) else (None, None))
-    evaluation = eval_config(args)
-    eval_ids, eval_label = get_eval_ids(tokenizer, source=evaluation.source,
-                                        data_dir=evaluation.data_dir)
-    fingerprint = model_fingerprint(args.model or DEMO_MODEL_DIR, revision=args.revision,
-                                    model=model, cache_dir=args.cache_dir)
-    table = run_sweep(model, calib_ids, eval_ids, fingerprint=fingerprint, methods=methods,
-                      sparsities=sparsities, structures=structures, group=args.group,
-                      include_dense=not args.no_dense, calibration=calib_info,
-                      eval_label=eval_label, seq_len=seq_len, max_windows=evaluation.max_windows,
-                      cache_dir=args.cache_dir, batch_size=args.batch_size)
+    calibration = (load_calibration(args, tokenizer, model)
+                   if needs_calibration(methods) else (None, None))
+    spec = SweepSpec(methods=tuple(methods), sparsities=tuple(sparsities),
+                     structures=tuple(structures), group=args.group,
+                     include_dense=not args.no_dense)
+    runner = point_runner(args, model, tokenizer, calibration)
+    table = run_sweep(runner, spec)
     calibrated = table.loc[table["calibration"] != "-", "calibration"]
     protocol = (f"calibration: {calibrated.iloc[0] if len(calibrated) else 'none (magnitude)'}; "
                 f"perplexity: {table['eval_protocol'].iloc[0]}")
     print(table[_PRINT_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if zero_shot:
-        points = sweep_points(methods, sparsities, structures, group=args.group,
-                              include_dense=not args.no_dense)
-        data = PointData(fingerprint, calib_ids, calib_info, prune_batch_size=args.batch_size)
-        table, zero_shot_protocol = sweep_zero_shot(table, model, tokenizer, points, zero_shot,
-                                                    data, args.cache_dir)
+        table, zero_shot_protocol = sweep_zero_shot(table, runner, tokenizer, spec, zero_shot)
         protocol += f"; zero-shot: {zero_shot_protocol}"
     print(f"protocol: {protocol}")
     print(f"{int((~table['cached']).sum())} computed, {int(table['cached'].sum())} from cache")

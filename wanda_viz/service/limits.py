@@ -27,7 +27,7 @@ import torch
 
 from ..config import PruneConfig
 from ..gguf import REAL_MODEL, REAL_MODEL_HUB_IDS, real_model_installed
-from ..pruning.registry import METHOD_NAMES
+from ..pruning.registry import get_method
 
 __all__ = ["MODEL_ENV", "EMBEDDED", "REAL_MODEL", "HUB_MODELS", "DEFAULT_SAMPLES",
            "DEFAULT_SEQ_LEN", "DEFAULT_EVAL_WINDOWS", "Limits", "get_limits", "default_model",
@@ -107,13 +107,21 @@ def default_model_choice() -> str:
     return EMBEDDED
 
 
+
+
+def _comparison(methods: tuple[str, ...], structure: str = "unstructured") -> tuple[str, tuple]:
+    """A preset comparing the named methods at 50%: its title (from their labels) and configs."""
+    title = " vs ".join(get_method(m).label for m in methods)
+    prefix = "50% unstructured" if structure == "unstructured" else structure
+    return f"{prefix}: {title}", tuple(PruneConfig(method=m, sparsity=0.5, structure=structure)
+                                       for m in methods)
+
+
 # One-click comparisons of the Prune tab: name -> configs run on the same calibration windows.
+# Each names its methods: a method added to the registry joins no preset by accident.
+_CLASSIC = ("magnitude", "wanda", "sparsegpt")
 PRESETS: dict[str, tuple[PruneConfig, ...]] = {
-    "50% unstructured: magnitude vs Wanda vs SparseGPT": tuple(
-        PruneConfig(method=m, sparsity=0.5) for m in METHOD_NAMES),
-    "2:4: magnitude vs Wanda vs SparseGPT": tuple(
-        PruneConfig(method=m, sparsity=0.5, structure="2:4")
-        for m in METHOD_NAMES),
+    **dict([_comparison(_CLASSIC), _comparison(_CLASSIC, "2:4")]),
     "Wanda per-row vs per-layer": (PruneConfig(method="wanda", sparsity=0.5, group="row"),
                                    PruneConfig(method="wanda", sparsity=0.5, group="layer")),
 }

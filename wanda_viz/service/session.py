@@ -20,7 +20,6 @@ from ..analysis import ActivationReport, GenerationComparison, ScoreReport
 from ..analysis.why_run import WhyResult
 from ..config import CalibConfig, EvalConfig
 from ..pruning import prune_model
-from ..pruning.registry import get_method
 from ..pruning.state import KeptWeights, PackedMask, apply_packed_masks, pack_keep_masks
 from ..result import PruneResult
 from .weights_store import UPDATED_WEIGHTS
@@ -65,7 +64,7 @@ class RunRecord:
             raise ValueError("the run was pruned with store_masks=False: nothing to rebuild from")
         record = cls(dataclasses.replace(result, keep_masks=None), perplexity,
                      pack_keep_masks(result.keep_masks), calib_ids=calib_ids)
-        if get_method(result.config.method).updates_weights:
+        if result.config.updates_weights:
             record.weights_key = uuid.uuid4().hex
             UPDATED_WEIGHTS.put(record.weights_key,
                                 KeptWeights.capture(model, result.keep_masks).values)

@@ -1,29 +1,33 @@
 """Dashboard job: zero-shot accuracy of the dense model and of the session's runs.
 
-Like the sweep, the shared model is taken per point: here once per state and task (dense, or a
-run rebuilt from its packed masks), so other users' jobs wait at most one task; the dense weights
-are restored each time the job lets the model go. Scores are cached per state and task (``zeroshot.cached_zero_shot``), keyed as
-the sweep keys its points, so asking again, or with one more task, computes only what is new.
+Every (state, task) is one point of the one point runner (``ZeroShot`` metric with that task), so
+it is cached by the ``PointCache`` under the one key: asking again, or with one more task,
+computes only what is new, and the shared model is taken per point, so other users' jobs wait at
+most one task. A session run is applied from its kept masks (``RunState``: no re-pruning) and
+keyed as the ``Prune`` point of its config, so its rows are the sweep's points'.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
-from ..analysis.sweep import model_fingerprint
-from ..cancel import CancelToken, check_cancelled
-from ..zeroshot import (PointData, ZeroShotResult, ZeroShotSettings, cached_zero_shot,
-                        check_zero_shot, point_identity, zero_shot, zero_shot_table)
+from ..cancel import CancelToken
+from ..points import Change, Dense, PointRunner, Prune, model_fingerprint
+from ..zeroshot import (ZeroShot, ZeroShotSettings, check_zero_shot, result_from_row,
+                        zero_shot_runner, zero_shot_table)
 from .cache import MODELS
+from .jobs import _model_per_point
 from .limits import Limits
-from .session import ModelSpec, RunRecord, Session
+from .session import RunRecord, Session
 
 __all__ = ["ZERO_SHOT_LIMIT_ENV", "CPU_ZERO_SHOT_LIMIT", "GPU_ZERO_SHOT_LIMIT",
-           "default_zero_shot_limit", "zero_shot_job"]
+           "default_zero_shot_limit", "RunState", "zero_shot_job"]
 
 ZERO_SHOT_LIMIT_ENV = "WANDA_VIZ_ZERO_SHOT_LIMIT"
 # Items per task by default; chosen by measurement (docs/zero-shot.md, "Dashboard default"):
@@ -39,36 +43,43 @@ def default_zero_shot_limit() -> int:
     return GPU_ZERO_SHOT_LIMIT if torch.cuda.is_available() else CPU_ZERO_SHOT_LIMIT
 
 
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    """What every (state, task) step of one request shares."""
-    spec: ModelSpec
-    limits: Limits
-    settings: ZeroShotSettings
-    cancel: CancelToken | None
-    progress: Callable[[float, str], None] | None
-    cache_dir: str | os.PathLike | None
-    total: int  # steps: states x tasks
+@dataclass(frozen=True)
+class RunState(Change):
+    """A session run's pruned state, rebuilt from its kept masks (and SparseGPT's kept values):
+    the same weights as ``Prune(config)`` on the session's windows, hence the same key."""
+
+    run: RunRecord = field(compare=False)
+    changes_weights = True
+
+    @property
+    def _prune(self) -> Prune:
+        return Prune(self.run.result.config)
+
+    @property
+    def uses_calibration(self) -> bool:  # type: ignore[override]
+        return self._prune.uses_calibration
+
+    def key(self) -> dict:
+        return self._prune.key()
+
+    @contextlib.contextmanager
+    def apply(self, model, setup, cancel: CancelToken | None) -> Iterator[dict]:
+        self.run.apply(model)  # the runner restores the dense weights afterwards
+        yield {}
 
 
-def _score_task(job: _Job, identity: dict, run: RunRecord | None, task: str, step: int,
-                label: str) -> ZeroShotResult:
-    """One task of one state: from the cache, else with the shared model taken for it alone."""
-    def report(done, _total, _task):
-        if job.progress is not None:
-            job.progress((step + min(done, 1.0)) / job.total, f"{label}: {task}")
-
-    def compute(missing: list[str]):
-        with MODELS.use(job.spec.source, job.spec.device, job.spec.dtype, job.limits) as held:
-            if run is not None:
-                run.apply(held.model)  # restored by MODELS.use on the way out
-            return zero_shot(held.model, held.tokenizer, missing, job.settings.limit,
-                             batch_size=job.settings.batch_size, cancel=job.cancel,
-                             progress=report)
-
-    check_cancelled(job.cancel)
-    return cached_zero_shot(identity, [task], job.settings.limit, job.settings.batch_size,
-                            compute, cache_dir=job.cache_dir)
+def _runner(session: Session, limits: Limits, cancel: CancelToken | None,
+            cache_dir: str | os.PathLike | None) -> tuple[PointRunner, object]:
+    """A runner over the session's model and windows that takes the shared model per point,
+    and the tokenizer."""
+    spec = session.model
+    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
+        runner = zero_shot_runner(
+            entry.model, fingerprint=model_fingerprint(spec.source, model=entry.model),
+            calib_ids=session.calib_ids, calibration=session.calibration, cache_dir=cache_dir,
+            evaluation=session.eval_spec, model_for_point=_model_per_point(spec, limits),
+            dense=entry.backup, cancel=cancel)
+        return runner, entry.tokenizer
 
 
 def zero_shot_job(session: Session, settings: ZeroShotSettings, *, limits: Limits,
@@ -78,24 +89,30 @@ def zero_shot_job(session: Session, settings: ZeroShotSettings, *, limits: Limit
     """One row per (state, task): dense first, then the session's runs in their order.
 
     ``progress(fraction, description)`` follows tasks across all states; ``cancel`` is checked
-    between tasks and before every forward pass.
+    between points (tasks) and before every forward pass of the harness.
     """
     check_zero_shot(settings.tasks, settings.limit)  # data and harness present, before any work
-    spec = session.model
-    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
-        data = PointData(model_fingerprint(spec.source, model=entry.model), session.calib_ids,
-                         session.calibration)
-        identity_of = {"dense": point_identity(data, None, entry.model)}
-        identity_of.update({label: point_identity(data, run.result.config, entry.model)
-                            for label, run in session.runs.items()})
-    states = [("dense", None), *session.runs.items()]
-    job = _Job(spec, limits, settings, cancel, progress, cache_dir,
-               len(states) * len(settings.tasks))
+    runner, tokenizer = _runner(session, limits, cancel, cache_dir)
+    states = [("dense", None, Dense()),
+              *((label, run, RunState(run)) for label, run in session.runs.items())]
+    total = len(states) * len(settings.tasks)
     results = []
-    for index, (label, run) in enumerate(states):
-        scored = [_score_task(job, identity_of[label], run, task,
-                              index * len(settings.tasks) + position, label)
-                  for position, task in enumerate(settings.tasks)]
+    for index, (label, run, change) in enumerate(states):
+        scored = []
+        for position, task in enumerate(settings.tasks):
+            step = index * len(settings.tasks) + position
+            metric = ZeroShot(ZeroShotSettings((task,), settings.limit, settings.batch_size),
+                              tokenizer=tokenizer,
+                              progress=_report(progress, step, total, f"{label}: {task}"))
+            scored.append(result_from_row(runner.run(change, metric)))
         merged = dataclasses.replace(scored[0], scores=tuple(s.scores[0] for s in scored))
         results.append((None if run is None else run.result.config, merged))
+    if progress is not None:
+        progress(1.0, "done")
     return zero_shot_table(results)
+
+
+def _report(progress, step: int, total: int, description: str):
+    if progress is None:
+        return None
+    return lambda done, _total, _task: progress((step + min(done, 1.0)) / total, description)

@@ -86,6 +86,7 @@ def build_specs(*, model_choice, device, dtype, calib_source, calib_text, calib_
     calib = CalibConfig(source=None if text is not None else calib_source, text=text,
                         text_label=text_label,
                         n_samples=int(n_samples), seq_len=int(seq_len), seed=int(seed or 0))
+    # Evaluation windows are as long as the calibration windows, as in the reference protocol.
     evaluation = EvalConfig(source=None if eval_source == "none" else eval_source,
-                            max_windows=int(eval_windows))
+                            max_windows=int(eval_windows), seq_len=int(seq_len))
     return ModelSpec(source, label, device, dtype), calib, evaluation, limits

@@ -1,8 +1,31 @@
-"""Short explanations shown at the top of each tab, written for a teacher preparing a lesson."""
+"""Short explanations shown at the top of each tab, written for a teacher preparing a lesson.
+
+``method_notes()`` lists every registered method and refinement with its score and paper, from the
+registry, so a new method is explained (and cited) in the dashboard without editing this file.
+"""
 from __future__ import annotations
 
+from ..pruning.registry import METHODS, REFINEMENTS
+
 __all__ = ["INTRO", "MODEL_TAB", "OUTLIERS_TAB", "SCORES_TAB", "MASKS_TAB", "SWEEP_TAB",
-           "GENERATE_TAB", "WHY_TAB"]
+           "GENERATE_TAB", "WHY_TAB", "method_notes"]
+
+
+def method_notes() -> str:
+    """One line per method (label, score formula, default comparison group, paper) and per
+    refinement, as Markdown."""
+    lines = [f"- **{spec.label}** (`{name}`): score `{spec.formula}`, compared per "
+             f"{_group(spec)} by default; {spec.citation}" for name, spec in METHODS.items()]
+    lines += [f"- refinement **{spec.label}** (`--refine {name}`, on top of any method): "
+              f"{spec.citation}" for name, spec in REFINEMENTS.items()]
+    return "**Methods.**\n" + "\n".join(lines)
+
+
+def _group(spec) -> str:
+    """"row", or "128-column block" where the width is one of the method's settings."""
+    width = getattr(spec.settings(), "block_size", None)
+    return f"{width}-column block" if spec.default_group == "block" and width else \
+        spec.default_group
 
 INTRO = """# wanda-viz: why can half of an LLM's weights be removed?
 Prune a causal language model with **magnitude**, **Wanda** (|W| x input-activation norm, compared

@@ -17,8 +17,8 @@ METRIC_NOTE = ("acc = share of items whose highest-log-likelihood choice is corr
 class TaskScore:
     """One task's result exactly as the harness reported it.
 
-    ``loglikelihoods`` (per item, per choice) is kept in memory for checks and is never
-    serialised: a score read back from a cache has ``None`` there.
+    ``loglikelihoods`` (per item, per choice) is left out of ``to_dict`` (tables, the CLI's JSON)
+    and kept in ``ZeroShotResult.to_record`` (a point row), so a cached score can be checked.
     """
     task: str
     acc: float
@@ -47,6 +47,10 @@ class TaskScore:
     def from_dict(cls, data: dict) -> "TaskScore":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**{**known, "loglikelihoods": None})
+
+
+def _tuples(items) -> tuple[tuple[float, ...], ...] | None:
+    return None if items is None else tuple(tuple(float(v) for v in item) for item in items)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,23 @@ class ZeroShotResult:
     def to_dict(self) -> dict:
         return {"tasks": self.task_dict(), "mean_acc": self.mean_acc(),
                 "protocol": self.protocol()}
+
+    def to_record(self) -> dict:
+        """JSON-able record (a point row's ``zero_shot``); ``from_record`` reads it back."""
+        return {"scores": [s.to_dict() for s in self.scores],
+                "loglikelihoods": {s.task: s.loglikelihoods for s in self.scores},
+                "harness_version": self.harness_version, "data_version": self.data_version,
+                "limit": self.limit, "num_fewshot": self.num_fewshot,
+                "batch_size": self.batch_size}
+
+    @classmethod
+    def from_record(cls, record: dict, *, cached: bool = False) -> "ZeroShotResult":
+        loglikelihoods = record.get("loglikelihoods") or {}
+        scores = tuple(replace(TaskScore.from_dict({**s, "cached": cached}),
+                               loglikelihoods=_tuples(loglikelihoods.get(s["task"])))
+                       for s in record["scores"])
+        return cls(scores=scores, **{k: v for k, v in record.items()
+                                     if k not in ("scores", "loglikelihoods")})
 
     def merged(self, other: "ZeroShotResult", order: list[str]) -> "ZeroShotResult":
         """Scores of both results (same protocol), in ``order``."""

@@ -63,7 +63,8 @@ def on_ablation(session: Session, progress=gr.Progress(track_tqdm=True), *,
     if session.eval_spec is None or session.eval_spec.source is None:
         raise gr.Error("the ablation needs an evaluation text: choose one in tab 1 and prune")
     session.ablation = jobs.ablation_job(session.model, session.calib_ids, session.eval_spec,
-                                         float(sparsity), limits=get_limits())
+                                         float(sparsity), limits=get_limits(),
+                                         calibration=session.calibration)
     protocol = views.ablation_protocol(session)
     return {"session": session,
             "ablation_fig": figures.plot_group_ablation(session.ablation, protocol=protocol),

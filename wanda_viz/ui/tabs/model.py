@@ -64,6 +64,8 @@ def _method_inputs(c: dict) -> None:
 
 def build(limits: Limits) -> dict:
     gr.Markdown(texts.MODEL_TAB)
+    with gr.Accordion("Methods and papers", open=False):
+        gr.Markdown(texts.method_notes())
     c = {}
     with gr.Row():
         with gr.Column():

@@ -7,8 +7,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ... import figures
-from ...analysis import export_table
-from ...pruning.registry import METHOD_NAMES, STRUCTURES
+from ...analysis import SweepSpec, export_table
+from ...pruning.registry import DEFAULT_METHODS, METHOD_NAMES, STRUCTURES
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
 from .. import texts, views
@@ -24,7 +24,7 @@ def build(limits) -> dict:
     gr.Markdown(texts.SWEEP_TAB)
     c = {}
     with gr.Row():
-        c["methods"] = gr.CheckboxGroup(list(METHOD_NAMES), value=list(METHOD_NAMES),
+        c["methods"] = gr.CheckboxGroup(list(METHOD_NAMES), value=list(DEFAULT_METHODS),
                                         label="Methods")
         c["sparsities"] = gr.CheckboxGroup(SWEEP_SPARSITIES, value=[0.5], label="Sparsities")
         c["structures"] = gr.CheckboxGroup(list(STRUCTURES), value=["unstructured"],
@@ -55,10 +55,10 @@ def on_sweep(session: Session, progress=gr.Progress(track_tqdm=True), *,
                        "sparsity")
     if session.eval_spec is None or session.eval_spec.source is None:
         raise gr.Error("the sweep needs an evaluation text: choose one in tab 1 and prune")
-    table = jobs.sweep_job(session.model, session.calib_ids, session.eval_spec,
-                           methods=tuple(methods), sparsities=tuple(map(float, sparsities)),
-                           structures=tuple(structures), calibration=session.calibration,
-                           limits=get_limits())
+    sweep = SweepSpec(methods=tuple(methods), sparsities=tuple(map(float, sparsities)),
+                      structures=tuple(structures))
+    table = jobs.sweep_job(session.model, session.calib_ids, session.eval_spec, sweep,
+                           calibration=session.calibration, limits=get_limits())
     session.sweep = table
     return {"session": session, "plot": figures.plot_sweep(table),
             "table": views.sweep_table(table),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ... import figures
+from ...analysis import ChannelSpec, WhySpec
 from ...analysis.why_run import WhyResult, export_why
 from ...service import Session, get_limits, jobs
 from ...service.cache import new_download_dir
@@ -115,10 +116,10 @@ def on_why(session: Session, progress=gr.Progress(track_tqdm=True), *, sparsity:
         raise gr.Error("steps 2 and 3 need an evaluation text: choose one in tab 1 and prune")
     if not ks:
         raise gr.Error("choose at least one k")
+    why = WhySpec(sparsity=float(sparsity), channels=ChannelSpec(
+        tuple(int(k) for k in ks), tuple(range(int(seeds)))))
     session.why = jobs.why_job(session.model, session.calib_ids, session.eval_spec,
-                               calibration=session.calibration, limits=get_limits(),
-                               sparsity=float(sparsity), ks=tuple(int(k) for k in ks),
-                               seeds=tuple(range(int(seeds))))
+                               calibration=session.calibration, limits=get_limits(), why=why)
     return {"session": session, **on_render(session), "files": _files(session.why)}
 
 

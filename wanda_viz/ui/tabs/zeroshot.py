@@ -21,7 +21,7 @@ from ..wiring import LONG, QUIET, Context, listen, need_calibration, pick, reada
 
 __all__ = ["TITLE", "ID", "build", "wire", "on_zero_shot", "on_stop", "on_metric", "protocol"]
 
-TITLE, ID = "8. Zero-shot accuracy", "zeroshot"
+TITLE, ID = "8. Zero-shot", "zeroshot"
 INTRO = """**What it shows.** Accuracy of the dense model and of every run of this session (tab 1)
 on the seven zero-shot tasks of the Wanda paper's second table, scored by EleutherAI's
 lm-evaluation-harness on the model in memory: the harness's own prompts, choices and metrics, on
