@@ -197,7 +197,8 @@ def test_stale_outputs_raise_instead_of_returning_other_numbers(calib_ids):
 PACKAGE = Path(__file__).resolve().parents[1] / "wanda_viz"
 HOOK_REGISTRATIONS = ("register_forward_hook", "register_forward_pre_hook")
 # Every exception class the library defines: one stop signal, the rest are real errors.
-EXCEPTION_CLASSES = {"StopForward", "Cancelled", "DataUnavailableError", "StaleOutputsError"}
+EXCEPTION_CLASSES = {"StopForward", "Cancelled", "DataUnavailableError", "StaleOutputsError",
+                     "ZeroShotUnavailable"}  # harness or task data missing (a user error)
 
 
 def _raised_names(function: ast.AST, functions: dict[str, ast.AST], seen: set) -> set[str]:
