@@ -68,7 +68,7 @@ class RunState(Change):
         yield {}
 
 
-def _runner(session: Session, limits: Limits, cancel: CancelToken | None,
+def _point_runner(session: Session, limits: Limits, cancel: CancelToken | None,
             cache_dir: str | os.PathLike | None) -> tuple[PointRunner, object]:
     """A runner over the session's model and windows that takes the shared model per point,
     and the tokenizer."""
@@ -92,7 +92,7 @@ def zero_shot_job(session: Session, settings: ZeroShotSettings, *, limits: Limit
     between points (tasks) and before every forward pass of the harness.
     """
     check_zero_shot(settings.tasks, settings.limit)  # data and harness present, before any work
-    runner, tokenizer = _runner(session, limits, cancel, cache_dir)
+    runner, tokenizer = _point_runner(session, limits, cancel, cache_dir)
     states = [("dense", None, Dense()),
               *((label, run, RunState(run)) for label, run in session.runs.items())]
     total = len(states) * len(settings.tasks)
