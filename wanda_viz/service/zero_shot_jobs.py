@@ -69,7 +69,7 @@ class RunState(Change):
 
 
 def _point_runner(session: Session, limits: Limits, cancel: CancelToken | None,
-            cache_dir: str | os.PathLike | None) -> tuple[PointRunner, object]:
+                  cache_dir: str | os.PathLike | None) -> tuple[PointRunner, object]:
     """A runner over the session's model and windows that takes the shared model per point,
     and the tokenizer."""
     spec = session.model
