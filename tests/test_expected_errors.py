@@ -41,6 +41,9 @@ CASES = [
     ("/preset", {"preset": "nope"}, "Preset must be one of: "),
     ("/compare", {"with_sparsegpt": None}, "also SparseGPT (slower) must be true or false"),
     ("/compare", {"structure": "2:4", "sparsity": 0.7}, "2:4"),
+    ("/zero_shot", {"limit": 2.5}, "Items per task (first N; host default) must be a whole"),
+    ("/zero_shot", {"tasks": ["nope"]}, "Tasks: nope not among the choices"),
+    ("/zero_shot", {"tasks": []}, "choose at least one task"),
     ("/sinks", {"seeds": 2.5}, "random seeds must be a whole number between 1 and 5, got 2.5"),
     ("/sinks", {"windows": [7]}, "sliding windows W: 7 not among the choices"),
     ("/sinks", {"view_text": "x" * 60}, "the view text has 60 characters"),
@@ -67,7 +70,7 @@ DEFAULTS = {"/prune": {**SETUP, **PRUNE}, "/preset": {**SETUP, "preset": "x"},
             "/scores": {}, "/generate": GENERATE,
             "/compare": {**SETUP, "sparsity": 0.5, "structure": "unstructured",
                          "with_sparsegpt": False},
-            "/sinks": SINKS}
+            "/sinks": SINKS, "/zero_shot": {"tasks": ["rte"], "limit": 2, "metric": "acc"}}
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from ..pruning import prune_model
 from ..pruning.registry import GROUPS, METHOD_NAMES, REFINEMENTS
 from .common import (add_calib_args, add_eval_args, add_model_args, calib_config, eval_config,
                      load_calibration, load_model_from_args, settings_arg)
+from .zero_shot_options import (add_zero_shot_args, dense_zero_shot, print_zero_shot,
+                                prune_zero_shot, cli_zero_shot_runner, zero_shot_settings)
 
 __all__ = ["add_arguments", "run"]
 
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="keep the model on CPU and move one block at a time to the GPU")
     add_calib_args(parser)
     add_eval_args(parser)
+    add_zero_shot_args(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--compare-dense", action="store_true", help="also evaluate the dense model")
     out.add_argument("--save-model", default=None, help="write the pruned model (HF folder)")
@@ -63,6 +66,7 @@ def run(args) -> int:
         check_source(calib.source, calib.data_dir)
     if evaluation.source is not None:
         check_source(evaluation.source, evaluation.data_dir, evaluation=True)
+    zero_shot = zero_shot_settings(args)
     check_writable(args.save_model, args.json)
     model, tokenizer = load_model_from_args(args)
     seq_len = eval_seq_len(model, evaluation)  # refuses a seq_len beyond the context
@@ -71,6 +75,9 @@ def run(args) -> int:
     eval_ids = (get_eval_ids(tokenizer, source=evaluation.source, data_dir=evaluation.data_dir)
                 if evaluation.source is not None else None)
     dense = _evaluate(model, eval_ids, seq_len, evaluation) if args.compare_dense else None
+    runner = (cli_zero_shot_runner(args, model, evaluation, (calib_ids, calib_info))
+              if zero_shot else None)
+    dense_scores = dense_zero_shot(runner, tokenizer, zero_shot) if zero_shot else None
     result = prune_model(model, calib_ids, config, calibration=calib_info, model_name=args.model)
     _print_result(config, result)
     if args.save_model:
@@ -85,6 +92,12 @@ def run(args) -> int:
     if pruned is not None:
         print(f"perplexity {pruned[0]:.3f}  [{pruned[1]}]")
         summary.update(perplexity=pruned[0], eval_protocol=pruned[1])
+    if zero_shot:
+        scores = prune_zero_shot(model, tokenizer, zero_shot, runner.setup)
+        print_zero_shot("dense", dense_scores)
+        print_zero_shot(config.label(), scores)
+        summary.update(zero_shot=scores.task_dict(), dense_zero_shot=dense_scores.task_dict(),
+                       zero_shot_protocol={**scores.protocol(), "text": scores.protocol_text()})
     if args.json:
         write_json_atomic(args.json, summary)
     return 0

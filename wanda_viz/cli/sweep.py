@@ -14,6 +14,7 @@ from ..points import default_cache_dir
 from ..pruning.registry import DEFAULT_METHODS, GROUPS, needs_calibration, split_method_key
 from .common import (add_calib_args, add_eval_args, add_model_args, csv_list, eval_config,
                      load_calibration, load_model_from_args, point_runner)
+from .zero_shot_options import add_zero_shot_args, sweep_zero_shot, zero_shot_settings
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"per-point JSON cache (default: {default_cache_dir()})")
     add_calib_args(parser)
     add_eval_args(parser)
+    add_zero_shot_args(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--out-csv", default=None, help="write the table as CSV")
     out.add_argument("--out-json", default=None, help="write the table as JSON")
@@ -67,17 +69,22 @@ def _sweep_settings(args) -> tuple[list[str], list[float], list[str]]:
 def run(args) -> int:
     """Perplexity vs sparsity for several methods and structures (cached per point)."""
     methods, sparsities, structures = _sweep_settings(args)
+    zero_shot = zero_shot_settings(args)
     model, tokenizer = load_model_from_args(args)
     calibration = (load_calibration(args, tokenizer, model)
                    if needs_calibration(methods) else (None, None))
     spec = SweepSpec(methods=tuple(methods), sparsities=tuple(sparsities),
                      structures=tuple(structures), group=args.group,
                      include_dense=not args.no_dense)
-    table = run_sweep(point_runner(args, model, tokenizer, calibration), spec)
+    runner = point_runner(args, model, tokenizer, calibration)
+    table = run_sweep(runner, spec)
     calibrated = table.loc[table["calibration"] != "-", "calibration"]
     protocol = (f"calibration: {calibrated.iloc[0] if len(calibrated) else 'none (magnitude)'}; "
                 f"perplexity: {table['eval_protocol'].iloc[0]}")
     print(table[_PRINT_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if zero_shot:
+        table, zero_shot_protocol = sweep_zero_shot(table, runner, tokenizer, spec, zero_shot)
+        protocol += f"; zero-shot: {zero_shot_protocol}"
     print(f"protocol: {protocol}")
     print(f"{int((~table['cached']).sum())} computed, {int(table['cached'].sum())} from cache")
     if args.out_csv:

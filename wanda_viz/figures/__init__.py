@@ -16,6 +16,7 @@ from .report import write_sweep_report
 from .results import plot_generation_probs, plot_layer_sparsity, plot_sweep, sweep_caption
 from .why import (plot_activation_intervention, plot_channel_intervention,
                   plot_disagreement_by_layer, plot_disagreement_vs_norm)
+from .zeroshot import plot_zero_shot, zero_shot_caption, zero_shot_means, zero_shot_takeaway
 
 __all__ = [
     "CATEGORY_COLORS", "METHOD_COLORS", "METHOD_STYLES", "STRUCTURE_SYMBOLS", "apply_log_axis",
@@ -25,5 +26,6 @@ __all__ = [
     "plot_group_ablation", "plot_mask_categories", "plot_row_sparsity", "plot_score_histograms",
     "write_sweep_report", "plot_generation_probs", "plot_layer_sparsity", "plot_sweep",
     "sweep_caption", "plot_activation_intervention", "plot_channel_intervention",
-    "plot_disagreement_by_layer", "plot_disagreement_vs_norm",
+    "plot_disagreement_by_layer", "plot_disagreement_vs_norm", "plot_zero_shot",
+    "zero_shot_caption", "zero_shot_means", "zero_shot_takeaway",
 ]

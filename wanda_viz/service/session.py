@@ -134,7 +134,8 @@ class Session:
     sweep: pd.DataFrame | None = None
     generation: GenerationComparison | None = None
     why: WhyResult | None = None                 # tab 7; dense model, same windows: kept on merge
-    sinks: SinksResult | None = None             # tab 9; likewise
+    zero_shot: pd.DataFrame | None = None        # tab 8; per (state, task), kept on merge
+    sinks: SinksResult | None = None             # tab 9; dense model, same windows: kept on merge
 
     def same_setup(self, other: Session) -> bool:
         """Same model, calibration windows and perplexity protocol: runs compare side by side."""

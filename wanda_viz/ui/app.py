@@ -6,9 +6,9 @@ chained after the events of those topics in tab order. Adding a tab is one modul
 of ``TABS``. Short model work (prune, outliers, scores, generate) shares one queue
 (``wiring.GPU``), long work (sweep, ablation, why) has its own (``wiring.LONG``) and takes the model
 per point; redraws from the session state run outside both (``wiring.QUIET``).
-The tabs' named API endpoints: /prune, /preset, /outliers, /scores, /ablation, /sweep,
-/generate, /why. The app's own: Named API endpoint: /cancel (stops the client's running long
-jobs).
+The tabs' named API endpoints: /compare, /prune, /preset, /outliers, /scores, /ablation, /sweep,
+/generate, /why, /zero_shot, /sinks. The app's own: Named API endpoint: /cancel (stops the
+client's running long jobs).
 
 A session's end (closed tab, disconnected client: Gradio's ``unload``) cancels its long jobs and
 frees what it held at once; the state's delete callback frees the same when Gradio expires it.
@@ -28,7 +28,7 @@ from ..service import Session, get_limits
 from ..service.long_jobs import LONG_JOBS
 from ..service.memory import configure_allocator, release_memory
 from . import fair_queue, texts
-from .tabs import generate, masks, model, outliers, scores, sinks, sweep, why
+from .tabs import generate, masks, model, outliers, scores, sinks, sweep, why, zeroshot
 from .wiring import Context, cancel_jobs
 
 __all__ = ["TABS", "build_demo", "serve", "configure_logging", "end_session",
@@ -36,7 +36,7 @@ __all__ = ["TABS", "build_demo", "serve", "configure_logging", "end_session",
 
 logger = logging.getLogger(__name__)
 
-TABS = (model, outliers, scores, masks, sweep, generate, why, sinks)
+TABS = (model, outliers, scores, masks, sweep, generate, why, zeroshot, sinks)
 
 
 def _chain_refreshes(ctx: Context) -> None:
