@@ -119,6 +119,20 @@ def random_text(n_words: int, seed: int = 0) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n_words))
 
 
+def official_and_our_windows(n_samples: int, seq_len: int):
+    """The same calibration windows twice: the official loader's list of (input, target) pairs
+    (``reference_impl.get_wikitext2``) and our (n_samples, seq_len) ids, on one random text."""
+    import reference_impl as ref
+    from wanda_viz.data import get_calibration_ids
+    tokenizer = make_tokenizer()
+    train = random_text(3000, seed=1)
+    loader, _ = ref.get_wikitext2(train, random_text(100, seed=2), n_samples, 0, seq_len,
+                                  tokenizer)
+    calib_ids, _ = get_calibration_ids(tokenizer, text=train, n_samples=n_samples,
+                                       seq_len=seq_len)
+    return loader, calib_ids
+
+
 def write_text(path: Path, n_words: int, seed: int = 0) -> Path:
     path.write_text(random_text(n_words, seed), encoding="utf-8")
     return path

@@ -147,7 +147,7 @@ def test_default_flow_renders_every_tab(page, tmp_path):
         _click(page, "Score dense and every run")
         _wait_for_plots(page, 1)
         page.get_by_text("Mean zero-shot accuracy").first.wait_for()
-    page.screenshot(path=str(shots / "8-zero-shot.png"), full_page=True)
+    _shoot(page, shots, "8-zero-shot")
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_serving(page):

@@ -10,10 +10,8 @@ import torch
 from torch import nn
 
 import dsnot_oracle as oracle
-import reference_impl as ref
-from helpers import make_tokenizer, random_text
+from helpers import official_and_our_windows
 from wanda_viz.config import PruneConfig
-from wanda_viz.data import get_calibration_ids
 from wanda_viz.pruning import prune_layer, prune_model
 from wanda_viz.pruning.dsnot import (DSnoTInputs, DSnoTSettings, block_relative_name,
                                      dsnot_keep_mask, reorder_indices, skips_refinement)
@@ -177,13 +175,7 @@ def test_prune_layer_refines_a_layer_named_or_not():
 
 @pytest.fixture(scope="module")
 def windows():
-    tokenizer = make_tokenizer()
-    train = random_text(3000, seed=1)
-    loader, _ = ref.get_wikitext2(train, random_text(100, seed=2), N_SAMPLES, 0, SEQ_LEN,
-                                  tokenizer)
-    calib_ids, _ = get_calibration_ids(tokenizer, text=train, n_samples=N_SAMPLES,
-                                       seq_len=SEQ_LEN)
-    return loader, calib_ids
+    return official_and_our_windows(N_SAMPLES, SEQ_LEN)
 
 
 def _model():

@@ -7,11 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import reference_impl as ref
 import ria_oracle as oracle
-from helpers import make_tokenizer, random_text
+from helpers import official_and_our_windows
 from wanda_viz.config import PruneConfig
-from wanda_viz.data import get_calibration_ids
 from wanda_viz.pruning import nm_keep_mask, prune_model, topk_keep_mask
 from wanda_viz.pruning.registry import RiaSettings, get_method
 from wanda_viz.pruning.ria import reference_threshold_keep_mask, relative_importance, ria_scores
@@ -93,13 +91,7 @@ def test_registry_entries():
 
 @pytest.fixture(scope="module")
 def windows():
-    tokenizer = make_tokenizer()
-    train = random_text(3000, seed=1)
-    loader, _ = ref.get_wikitext2(train, random_text(100, seed=2), N_SAMPLES, 0, SEQ_LEN,
-                                  tokenizer)
-    calib_ids, _ = get_calibration_ids(tokenizer, text=train, n_samples=N_SAMPLES,
-                                       seq_len=SEQ_LEN)
-    return loader, calib_ids
+    return official_and_our_windows(N_SAMPLES, SEQ_LEN)
 
 
 def _model():

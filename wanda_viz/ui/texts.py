@@ -36,7 +36,8 @@ every layer's weights twice, once by weight size (**magnitude**) and once by wei
 input-activation size (**Wanda**, [arXiv 2306.11695](https://arxiv.org/abs/2306.11695)), and you
 see what each costs. That click also fills tabs 2, 3, 4 and 6 (outlier channels, scores, masks,
 generation); the ablation (tab 4), the sweep (tab 5) and the causal test (tab 7) run on their own
-button, each with its time estimate."""
+button, each with its time estimate, as do zero-shot accuracy (tab 8) and the attention sinks
+(tab 9). Every long job has a Cancel button."""
 
 MODEL_TAB = """Both methods remove the same share of weights in every layer, chosen on the same
 calibration windows; perplexity (lower is better) is measured on the same text. The protocol is
