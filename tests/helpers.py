@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import torch
@@ -176,3 +177,36 @@ def documented_endpoints() -> set[str]:
         for match in re.finditer(r"Named API endpoints?: ((?:/\w+(?:,? (?:and )?)?)+)", doc):
             found |= set(re.findall(r"/\w+", match.group(1)))
     return found
+
+
+# -- figures -------------------------------------------------------------------------------------
+PLAIN_NUMBER = re.compile(r"^-?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?(e-?\d+)?%?$")  # 0.01, 1,000, 1e-5, 50%
+SI_SUFFIX = re.compile(r"\d[munpfkMGTµ]$")
+
+
+def assert_plain_axes(fig, name: str) -> None:
+    """Every axis writes numbers plainly: no SI prefixes (100n, 200µ), log axes with plain
+    decade ticks and no minor labels, colour bars with plain ticks."""
+    import plotly.graph_objects as go
+    layout = fig.layout.to_plotly_json()
+    axes = {key: axis for key, axis in layout.items() if re.match(r"^[xy]axis\d*$", key)}
+    for axis_name, axis in axes.items():
+        assert axis.get("exponentformat") == "none" or axis.get("tickmode") == "array", \
+            f"{name}.{axis_name}: Plotly's default writes SI prefixes (100n, 200µ)"
+        if axis.get("type") != "log":
+            continue
+        assert axis.get("tickmode") == "array", f"{name}.{axis_name}: log axis without ticks"
+        labels = list(axis.get("ticktext") or [])
+        assert labels and len(labels) == len(axis["tickvals"])
+        for label in labels:
+            assert PLAIN_NUMBER.match(label) and not SI_SUFFIX.search(label), \
+                f"{name}.{axis_name}: tick label {label!r} is not a plain number"
+        assert not (axis.get("minor") or {}).get("ticklabelmode"), "minor labels on a log axis"
+    for trace in fig.data:
+        if isinstance(trace, go.Heatmap) and trace.colorbar is not None:
+            bar = trace.colorbar
+            assert bar.ticktext is not None or bar.tickformat or bar.exponentformat == "none", \
+                f"{name}: colour bar without plain ticks"
+            for label in bar.ticktext or ():  # numbers plainly; category names as they are
+                assert PLAIN_NUMBER.match(label) or not label[:1].isdigit(), \
+                    f"{name}: colour bar label {label!r}"

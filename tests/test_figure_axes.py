@@ -9,13 +9,13 @@ added to ``figures.__all__`` without a case here fails the coverage test.
 """
 from __future__ import annotations
 
-import re
 
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
 import wanda_viz.figures as figures
+from helpers import assert_plain_axes
 from why_planted import planted_setup
 from wanda_viz import PruneConfig, prune_model
 from wanda_viz.analysis import (ChannelSpec, GenerationComparison, WhySpec, analyze_layer_scores,
@@ -27,8 +27,6 @@ from wanda_viz.points import PointRunner, resolve_eval_setup
 from wanda_viz.pruning.registry import METHODS
 
 LAYER = "model.layers.1.mlp.down_proj"
-PLAIN = re.compile(r"^-?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?(e-?\d+)?%?$")  # 0.01, 1,000, 1e-5, 50%
-SI_SUFFIX = re.compile(r"\d[munpfkMGTµ]$")
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +68,18 @@ def built() -> dict[str, go.Figure]:
         "plot_disagreement_by_layer": figures.plot_disagreement_by_layer(why.disagreement),
         "plot_channel_intervention": figures.plot_channel_intervention(why.weights),
         "plot_activation_intervention": figures.plot_activation_intervention(why.activations),
+        "plot_zero_shot": figures.plot_zero_shot(
+            _zero_shot_table(), caption=figures.zero_shot_caption(_zero_shot_table(), "tiny")),
     }
 
 
-def _axes(fig: go.Figure) -> dict:
-    layout = fig.layout.to_plotly_json()
-    return {name: axis for name, axis in layout.items() if re.match(r"^[xy]axis\d*$", name)}
+def _zero_shot_table() -> pd.DataFrame:
+    from wanda_viz.zeroshot import TaskScore, ZeroShotResult, zero_shot_table
+    def result(acc: float) -> ZeroShotResult:
+        return ZeroShotResult((TaskScore("arc_easy", acc, 0.05, acc, 0.05, 50, 500, "validation",
+                                         "test", "1.0", "CC BY-SA 4.0", "ai2_arc"),),
+                              "0.4.13", "0.9.0", limit=50)
+    return zero_shot_table([(None, result(0.5)), (PruneConfig(method="wanda"), result(0.45))])
 
 
 def test_every_figure_builder_is_checked(built):
@@ -85,27 +89,7 @@ def test_every_figure_builder_is_checked(built):
 
 @pytest.mark.parametrize("name", sorted(n for n in figures.__all__ if n.startswith("plot_")))
 def test_axes_write_numbers_plainly(built, name):
-    fig = built[name]
-    for axis_name, axis in _axes(fig).items():
-        assert axis.get("exponentformat") == "none" or axis.get("tickmode") == "array", \
-            f"{name}.{axis_name}: Plotly's default writes SI prefixes (100n, 200µ)"
-        if axis.get("type") != "log":
-            continue
-        assert axis.get("tickmode") == "array", f"{name}.{axis_name}: log axis without ticks"
-        labels = list(axis.get("ticktext") or [])
-        assert labels and len(labels) == len(axis["tickvals"])
-        for label in labels:
-            assert PLAIN.match(label) and not SI_SUFFIX.search(label), \
-                f"{name}.{axis_name}: tick label {label!r} is not a plain number"
-        assert not (axis.get("minor") or {}).get("ticklabelmode"), "minor labels on a log axis"
-    for trace in fig.data:
-        if isinstance(trace, go.Heatmap) and trace.colorbar is not None:
-            bar = trace.colorbar
-            assert bar.ticktext is not None or bar.tickformat or bar.exponentformat == "none", \
-                f"{name}: colour bar without plain ticks"
-            for label in bar.ticktext or ():  # numbers plainly; category names as they are
-                assert PLAIN.match(label) or not label[:1].isdigit(), \
-                    f"{name}: colour bar label {label!r}"
+    assert_plain_axes(built[name], name)
 
 
 def test_plain_numbers_and_log_ticks():

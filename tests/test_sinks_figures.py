@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from helpers import assert_plain_axes
 from sinks_planted import SINK_CHANNEL, sink_model, sink_windows
 from wanda_viz.analysis import collect_activation_report
 from wanda_viz.analysis.sinks import MassiveRule, collect_sink_report
@@ -97,3 +98,18 @@ def test_pruning_figure_and_takeaway():
     assert [t.name for t in fig.data] == ["magnitude", "wanda", "kept overall (50%)"]
     assert fig.data[0].marker.color != fig.data[1].marker.color
     assert torch.tensor(list(fig.data[1].y)).tolist() == pytest.approx([0.75, 0.9])
+
+
+def test_sinks_axes_write_numbers_plainly(planted):
+    """The same axis rules as every other figure (tests/test_figure_axes.py)."""
+    report, view = planted
+    window = pd.DataFrame({"window": [None, 8, 8, 32, 32], "sink_tokens": [0, 0, 4, 0, 4],
+                           "perplexity": [12.0, 400.0, 20.0, 100.0, 14.0]})
+    interventions = pd.DataFrame({"target": ["dense", "massive", "massive"],
+                                  "mode": ["none", "zero", "mean"], "seed": [None, None, None],
+                                  "perplexity": [10.0, 2.5e6, 10.5]})
+    figures = {"attention": plot_first_token_attention(report), "bias": plot_sink_bias(report),
+               "view": plot_token_channels(view), "window": plot_sliding_window(window),
+               "interventions": plot_sink_interventions(interventions)}
+    for name, fig in figures.items():
+        assert_plain_axes(fig, name)

@@ -13,7 +13,7 @@ import torch
 
 from ..analysis.sinks import SinkReport
 from ..analysis.sinks_view import TokenChannelView
-from ._style import METHOD_COLORS
+from ._style import METHOD_COLORS, plain_number
 from .sinks_text import (attention_takeaway, bias_takeaway, intervention_takeaway,
                          pruning_takeaway, view_takeaway, window_takeaway)
 from .why import MEAN_COLOR, OUTLIER_COLOR, RANDOM_COLOR, _dense_trace, _finish
@@ -81,11 +81,13 @@ def plot_token_channels(view: TokenChannelView) -> go.Figure:
     """Tokens x channels heatmap of log10 |h|; massive channels labelled, carrying tokens bold."""
     magnitude = view.magnitude.clamp(min=1e-6)                     # (T, hidden)
     z = torch.log10(magnitude)
+    ticks = list(range(int(z.min().floor()), int(z.max().ceil()) + 1))  # decades, written plainly
     carrying = set(view.carrying_positions)
     labels = [_tick_label(i, t, carrying) for i, t in enumerate(view.tokens)]
     fig = go.Figure(go.Heatmap(
         z=z.tolist(), y=labels, colorscale="Viridis", customdata=magnitude.tolist(),
-        colorbar={"title": {"text": "log10 |h|"}},
+        colorbar={"title": {"text": "|h| (log scale)"}, "tickvals": ticks,
+                  "ticktext": [plain_number(10.0 ** t) for t in ticks]},
         hovertemplate="%{y}<br>channel %{x}<br>|h| = %{customdata:,.4g}<extra></extra>"))
     for channel in view.massive_channels[:6]:
         fig.add_annotation(x=channel, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
@@ -140,7 +142,9 @@ def plot_sliding_window(table: pd.DataFrame, protocol: str = "") -> go.Figure:
     trace = _dense_trace(full, list(windows["window"]))
     trace.name = f"full attention ({full:.4g})"
     fig.add_trace(trace)
-    fig.update_xaxes(type="log", tickvals=sorted(windows["window"].unique()))
+    ticks = sorted(float(w) for w in windows["window"].unique())  # the windows measured
+    fig.update_xaxes(type="log", tickmode="array", tickvals=ticks,
+                     ticktext=[plain_number(t) for t in ticks])
     return _finish(fig, title="Sliding-window attention with and without the first tokens",
                    x_title="W = most recent tokens each token sees (log scale)",
                    y_title="perplexity (log scale)", log_y=True,

@@ -117,6 +117,15 @@ def configure_logging(level: str | None = None) -> None:
     logging.getLogger("wanda_viz").setLevel(chosen)
 
 
+# Tables keep whole words in their headers; a wide table scrolls sideways in a narrow window
+# (800 px) instead of breaking "perplexity" into "perplexit / y".
+CSS = """
+.readable-table th, .readable-table th * { word-break: keep-all !important;
+  overflow-wrap: normal !important; }
+.readable-table table { min-width: 760px; }
+"""
+
+
 def serve(demo: gr.Blocks, **launch_kwargs):
     """Queue (``WANDA_VIZ_QUEUE_SIZE``, one job per listener at a time, at most
     ``WANDA_VIZ_MAX_QUEUED_PER_SESSION`` per session) and launch with uploads capped at
@@ -126,4 +135,5 @@ def serve(demo: gr.Blocks, **launch_kwargs):
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=1)
     fair_queue.install(demo)
     launch_kwargs.setdefault("max_file_size", f"{limits.max_upload_mb:g}mb")
+    launch_kwargs.setdefault("css", CSS)
     return demo.launch(**launch_kwargs)

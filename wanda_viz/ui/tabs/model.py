@@ -107,6 +107,7 @@ def build(limits: Limits) -> dict:
     c["takeaway"] = gr.Markdown(views.empty_message("results"), elem_classes="takeaway")
     c["ppl_fig"] = gr.Plot(label="Perplexity after pruning", show_label=False)
     c["runs"] = gr.Dataframe(label="Runs of this session", interactive=False, wrap=True,
+                             elem_classes="readable-table",
                              column_widths=["19%", "14%", "10%", "13%", "14%", "13%", "17%"])
     c["sparsity_fig"] = gr.Plot(label="Achieved sparsity per block and layer type",
                                 visible=False)
