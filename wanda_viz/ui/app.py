@@ -117,12 +117,10 @@ def configure_logging(level: str | None = None) -> None:
     logging.getLogger("wanda_viz").setLevel(chosen)
 
 
-# Tables keep whole words in their headers; a wide table scrolls sideways in a narrow window
-# (800 px) instead of breaking "perplexity" into "perplexit / y".
+# Tables keep whole words in their headers: at 800 px, not "perplexit / y".
 CSS = """
 .readable-table th, .readable-table th * { word-break: keep-all !important;
   overflow-wrap: normal !important; }
-.readable-table table { min-width: 760px; }
 """
 
 

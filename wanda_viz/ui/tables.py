@@ -39,7 +39,7 @@ def readable_table(table: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame
 
 # source column -> header; the order is the order shown
 RUNS = {"run": "run", "perplexity": "perplexity", "x_dense": "x dense",
-        "achieved": "achieved sparsity", "comparison group": "comparison group",
+        "achieved": "achieved sparsity", "comparison group": "compared per",
         "prune_s": "prune time (s)", "forward_s": "calibration forward (s)"}
 LAYER_MAGNITUDES = {"layer": "block", "top1": "top-1 |h|", "top2": "top-2 |h|",
                     "top3": "top-3 |h|", "median": "median |h|",
