@@ -44,8 +44,9 @@ calibration windows; perplexity (lower is better) is measured on the same text. 
 in the accordion below the results."""
 
 FIRST_CLICK = ("*The first click loads the model and measures the dense model too: on the real "
-               "model about 45 s on 2 idle CPU cores, later clicks about 15 s (estimates from "
-               "BENCHMARKS.md, \"The first result\").*")
+               "model 68 s on 2 idle CPU cores from an empty cache (36 s of it a one-time float "
+               "copy of the model), later clicks 16 s (measured: BENCHMARKS.md, \"The first "
+               "result\").*")
 
 OUTLIERS_TAB = """A few hidden channels of an LLM carry activations thousands of times larger than the
 rest. Wanda's score multiplies |W| by the input-channel norm ||X_j||, so the small weights that
