@@ -41,6 +41,10 @@ def _pruned_page(browser, url):
     page.goto(url)
     click(page, COMPARE_BUTTON)
     page.get_by_text("Wanda at 50%").first.wait_for()
+    # the prune's chained refreshes (tab 3's scores take the model) must be done before the
+    # test holds the model and counts the sweep's turns
+    open_tab(page, "3. Scores")
+    page.locator("text=Spearman >> visible=true").first.wait_for()
     open_tab(page, "5. Perplexity vs sparsity")
     page.get_by_label("0.3").check()  # 3 methods x 2 sparsities + dense: 7 points
     return page

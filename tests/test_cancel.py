@@ -162,6 +162,28 @@ def test_gradio_clients_job_cancel_stops_a_why_analysis(app):
     client.close()
 
 
+def test_the_api_cancel_stops_tab_ones_comparison_and_keeps_the_session(app):
+    """Tab 1's compare (magnitude vs Wanda, a minute on the real model) stops the same way: the
+    client's earlier run stays, no new run joins the session, the model is dense."""
+    url, _cache = app
+    client = _client(url)
+    MODELS.lock.acquire()
+    job = client.submit(**SETUP, sparsity=0.3, structure="unstructured", with_sparsegpt=False,
+                        api_name="/compare")
+    assert MODELS.lock.wait_for_waiters(1, 60)  # the comparison waits for the model
+    (running,) = LONG_JOBS.running()
+    assert running.name == "prune"
+    assert client.predict(api_name="/cancel").startswith("Cancelled: prune")
+    finish_cancelled(running)
+    with pytest.raises(ValueError, match=CANCELLED_MESSAGE.split(":")[0]):
+        job.result(timeout=60)
+    _assert_dense()
+    _takeaway, _summary, runs, _ppl, _sparsity = client.predict(**SETUP, **PRUNE,
+                                                                api_name="/prune")
+    assert [row[0] for row in runs["data"]] == ["wanda 50%"]  # no 30% run joined
+    client.close()
+
+
 def test_a_closed_client_session_stops_its_sweep_and_frees_its_runs(app):
     from wanda_viz.service.weights_store import UPDATED_WEIGHTS
     from wanda_viz.ui.app import wait_for_session_end

@@ -190,9 +190,10 @@ def cancel_jobs(job: str = "") -> str:
 
 
 def wire_cancel(button, event, job: str, status) -> None:
-    """A Cancel button for one long job: Gradio cancels the event (the waiting task; the job's
-    wrapper then sets the token) and ``cancel_jobs`` sets the token as well, so the job stops
-    whether or not the browser still knows the event."""
-    button.click(None, None, None, cancels=[event])
+    """A Cancel button for one long job (``event``: its event, or a list of the events that run
+    it): Gradio cancels the event (the waiting task; the job's wrapper then sets the token) and
+    ``cancel_jobs`` sets the token as well, so the job stops whether or not the browser still
+    knows the event."""
+    button.click(None, None, None, cancels=list(event) if isinstance(event, list) else [event])
     button.click(functools.partial(cancel_jobs, job), None, status, queue=False,
                  api_visibility="private")

@@ -19,8 +19,9 @@ from ...service import (COMPARE_METHODS, DEFAULT_EVAL_WINDOWS, DEFAULT_SAMPLES, 
                         PRESETS, Limits, Session, default_model_choice, device_choices, jobs,
                         model_choices, model_note)
 from .. import fields, inputs, texts, views
+from ...cancel import CancelToken
 from ...errors import FieldError
-from ..wiring import GPU, Context, listen, pick, readable
+from ..wiring import GPU, Context, listen, pick, readable, wire_cancel
 
 __all__ = ["TITLE", "ID", "SETUP", "COMPARE_BUTTON", "build", "wire", "on_compare", "on_prune",
            "on_preset", "on_render"]
@@ -79,6 +80,8 @@ def _compare_inputs(c: dict) -> None:
                                       info="N:M needs sparsity N/M", scale=2)
         c["with_sparsegpt"] = fields.Checkbox(False, label="also SparseGPT (slower)", scale=1)
         c["compare"] = gr.Button(COMPARE_BUTTON, variant="primary", scale=2, size="lg")
+        c["cancel"] = gr.Button("Cancel", variant="stop", scale=0, min_width=110, size="lg")
+    c["status"] = gr.Markdown()
     c["first_click"] = gr.Markdown(texts.FIRST_CLICK)
 
 
@@ -124,18 +127,21 @@ def wire(ctx: Context) -> None:
     c = ctx.tabs[ID]
     outputs = {"session": ctx.session, **pick(c, *OUTPUTS)}
     setup = pick(c, *SETUP)
-    ctx.events["session"] += [
+    events = [  # one Cancel button stops whichever of the three runs (job "prune")
         listen(c["compare"].click, on_compare, [ctx.session], outputs, api_name="compare",
                **GPU, inputs_kwargs={**setup, **pick(c, "sparsity", "structure",
                                                      "with_sparsegpt")},
-               check=check_compare),
+               check=check_compare, long_job="prune"),
         listen(c["prune"].click, on_prune, [ctx.session], outputs, api_name="prune", **GPU,
                inputs_kwargs={**setup, **pick(c, "method", "sparsity", "structure", "group",
                                               "owl")},
-               check=check_prune),
+               check=check_prune, long_job="prune"),
         listen(c["run_preset"].click, on_preset, [ctx.session], outputs, api_name="preset",
-               **GPU, inputs_kwargs={**setup, "preset": c["preset"]}, check=check_preset),
+               **GPU, inputs_kwargs={**setup, "preset": c["preset"]}, check=check_preset,
+               long_job="prune"),
     ]
+    ctx.events["session"] += events
+    wire_cancel(c["cancel"], events, "prune", c["status"])
 
 
 def _configs(methods, *, sparsity: float, structure: str, **fields_) -> list[PruneConfig]:
@@ -169,39 +175,43 @@ def check_preset(session: Session, *, preset: str, **setup) -> tuple[list[PruneC
     return list(PRESETS[preset]), inputs.build_specs(**setup)
 
 
-def _run(session: Session, configs, specs: tuple) -> dict:
+def _run(session: Session, configs, specs: tuple, cancel: CancelToken | None = None) -> dict:
     spec, calib, evaluation, limits = specs
     same_windows = (session.model, session.calib_spec) == (spec, calib)
     same_dense = same_windows and session.eval_spec == evaluation and session.eval_protocol
     new = jobs.prune_job(spec, calib, tuple(configs), evaluation, limits=limits,
                          with_dense=not same_dense,
-                         with_report=not (same_windows and session.report is not None))
+                         with_report=not (same_windows and session.report is not None),
+                         cancel=cancel)
     merged = session.merge(new, limits.max_runs)
     return {"session": merged, **on_render(merged, [c.label() for c in configs])}
 
 
 @readable
-def on_compare(session: Session, progress=gr.Progress(track_tqdm=True), **values) -> dict:
+def on_compare(session: Session, progress=gr.Progress(track_tqdm=True),
+               *, cancel: CancelToken | None = None, **values) -> dict:
     """Magnitude and Wanda (and SparseGPT) at one sparsity on the same windows, against dense.
 
     ``values``: the setup (``SETUP``) and sparsity, structure, with_sparsegpt."""
-    return _run(session, *check_compare(session, **values))
+    return _run(session, *check_compare(session, **values), cancel)
 
 
 @readable
-def on_prune(session: Session, progress=gr.Progress(track_tqdm=True), **values) -> dict:
+def on_prune(session: Session, progress=gr.Progress(track_tqdm=True),
+             *, cancel: CancelToken | None = None, **values) -> dict:
     """Prune once; the run joins the session's runs (same setup) or replaces them.
 
     ``values``: the setup (``SETUP``) and method, sparsity, structure, group, owl."""
-    return _run(session, *check_prune(session, **values))
+    return _run(session, *check_prune(session, **values), cancel)
 
 
 @readable
-def on_preset(session: Session, progress=gr.Progress(track_tqdm=True), **values) -> dict:
+def on_preset(session: Session, progress=gr.Progress(track_tqdm=True),
+              *, cancel: CancelToken | None = None, **values) -> dict:
     """Run one of PRESETS (several methods on the same calibration windows) in one click.
 
     ``values``: the setup (``SETUP``) and preset."""
-    return _run(session, *check_preset(session, **values))
+    return _run(session, *check_preset(session, **values), cancel)
 
 
 def _sparsity_map(session: Session, labels: list[str]):
