@@ -114,16 +114,21 @@ def eval_config(args) -> EvalConfig:
 
 
 def point_runner(args, model, tokenizer, calibration: tuple[torch.Tensor | None, dict | None], *,
-                 cache: bool = True) -> PointRunner:
+                 cache: bool = True, need_eval: bool = True) -> PointRunner:
     """The point runner of a subcommand: its evaluation setup from the parsed arguments.
 
     Args:
         calibration: (calib_ids, description) from ``load_calibration`` (or (None, None)).
         cache: False = no on-disk cache (every point is computed).
+        need_eval: False = ``--eval-dataset none`` gives a setup without an evaluation text
+            (the caller skips its perplexity points); True = it is refused.
     """
     evaluation = eval_config(args)
-    eval_ids, eval_label = get_eval_ids(tokenizer, source=evaluation.source,
-                                        data_dir=evaluation.data_dir)
+    if evaluation.source is None and not need_eval:
+        eval_ids, eval_label = None, "none"
+    else:
+        eval_ids, eval_label = get_eval_ids(tokenizer, source=evaluation.source,
+                                            data_dir=evaluation.data_dir)
     fingerprint = model_fingerprint(args.model or DEMO_MODEL_DIR, revision=args.revision,
                                     model=model, cache_dir=args.cache_dir) if cache else None
     setup = resolve_eval_setup(model, evaluation, eval_ids=eval_ids, eval_label=eval_label,

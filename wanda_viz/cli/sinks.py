@@ -20,8 +20,8 @@ from ..figures.sinks_text import (attention_takeaway, bias_takeaway, interventio
                                   pruning_takeaway, view_takeaway, window_takeaway)
 from ..layers import find_decoder_layers
 from ..loading import DEMO_MODEL_DIR
-from ..points import PointRunner, default_cache_dir, model_fingerprint, resolve_eval_setup
-from .common import (add_calib_args, add_eval_args, add_model_args, eval_config,
+from ..points import default_cache_dir
+from .common import (add_calib_args, add_eval_args, add_model_args,
                      load_calibration, load_model_from_args, point_runner)
 from .why import _int_list
 
@@ -110,21 +110,6 @@ def _report(result: SinksResult, spec: SinksSpec, bias_block: int | None) -> Non
         print(f"note: {note}")
 
 
-def _runner(args, model, tokenizer, calibration) -> PointRunner:
-    """The shared point runner; without an evaluation text (``--eval-dataset none``) a setup
-    without one (the perplexity analyses are skipped)."""
-    if eval_config(args).source is not None:
-        return point_runner(args, model, tokenizer, calibration, cache=not args.no_cache)
-    fingerprint = None if args.no_cache else model_fingerprint(
-        args.model or DEMO_MODEL_DIR, revision=args.revision, model=model,
-        cache_dir=args.cache_dir)
-    setup = resolve_eval_setup(model, eval_config(args), eval_ids=None, eval_label="none",
-                               calib_ids=calibration[0], calibration=calibration[1],
-                               fingerprint=fingerprint, cache_dir=args.cache_dir,
-                               batch_size=args.batch_size)
-    return PointRunner(model, setup)
-
-
 def run(args) -> int:
     """Where the huge activations go: attention sinks, implicit bias, interventions, windows."""
     spec = spec_from_args(args)
@@ -134,7 +119,8 @@ def run(args) -> int:
         if block is not None and not 0 <= block < len(blocks):
             raise ValueError(f"{option} must be in 0..{len(blocks) - 1}, got {block}")
     calibration = load_calibration(args, tokenizer, model)
-    runner = _runner(args, model, tokenizer, calibration)
+    runner = point_runner(args, model, tokenizer, calibration, cache=not args.no_cache,
+                          need_eval=False)
     result = run_sinks(runner, spec, tokenizer=tokenizer, model_name=args.model)
     _report(result, spec, args.bias_block)
     if args.out_json:

@@ -126,14 +126,16 @@ def _model_per_point(spec: ModelSpec, limits: Limits):
 
 def _point_runner(spec: ModelSpec, evaluation: EvalConfig, limits: Limits, *,
                   calib_ids: torch.Tensor, calibration: dict | None,
-                  cache_dir: str | None = None, cancel: CancelToken | None = None
-                  ) -> PointRunner:
+                  cache_dir: str | None = None, cancel: CancelToken | None = None,
+                  need_eval: bool = True) -> PointRunner:
     """The job's evaluation setup, resolved once while the model is held, and a runner that
-    takes the shared model once per point."""
-    if evaluation.source is None:
+    takes the shared model once per point. Without an evaluation text the job is refused, or
+    (``need_eval=False``) gets a setup without one: only its dense passes run."""
+    if evaluation.source is None and need_eval:
         raise ValueError("this analysis needs an evaluation text: choose one in tab 1 and prune")
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
-        eval_ids, label = entry.get_eval_ids(evaluation.source, evaluation.data_dir)
+        eval_ids, label = (None, "none") if evaluation.source is None else \
+            entry.get_eval_ids(evaluation.source, evaluation.data_dir)
         setup = resolve_eval_setup(entry.model, evaluation, eval_ids=eval_ids, eval_label=label,
                                    calib_ids=calib_ids, calibration=calibration,
                                    fingerprint=model_fingerprint(spec.source, model=entry.model),
@@ -204,18 +206,6 @@ def why_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
     return run_why(runner, why, tokenizer=tokenizer, model_name=spec.label)
 
 
-def _dense_runner(spec: ModelSpec, limits: Limits, *, calib_ids: torch.Tensor,
-                  calibration: dict | None, cancel: CancelToken | None) -> PointRunner:
-    """A runner without an evaluation text (only dense passes; nothing evaluated or cached)."""
-    with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
-        setup = resolve_eval_setup(entry.model, EvalConfig(source=None), eval_ids=None,
-                                   eval_label="none", calib_ids=calib_ids,
-                                   calibration=calibration)
-        model = entry.model
-    return PointRunner(model, setup, model_for_point=_model_per_point(spec, limits),
-                       cancel=cancel)
-
-
 @_gpu
 def sinks_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, *,
               calibration: dict, limits: Limits, sinks: SinksSpec = SinksSpec(),
@@ -227,12 +217,8 @@ def sinks_job(spec: ModelSpec, calib_ids: torch.Tensor, evaluation: EvalConfig, 
     ``report`` (the session's activation report of the same windows) saves one dense pass.
     Without an evaluation text only the dense analyses run.
     """
-    if evaluation.source is None:
-        runner = _dense_runner(spec, limits, calib_ids=calib_ids, calibration=calibration,
-                               cancel=cancel)
-    else:
-        runner = _point_runner(spec, evaluation, limits, calib_ids=calib_ids,
-                               calibration=calibration, cache_dir=cache_dir, cancel=cancel)
+    runner = _point_runner(spec, evaluation, limits, calib_ids=calib_ids, calibration=calibration,
+                           cache_dir=cache_dir, cancel=cancel, need_eval=False)
     with MODELS.use(spec.source, spec.device, spec.dtype, limits) as entry:
         tokenizer = entry.tokenizer
     return run_sinks(runner, sinks, tokenizer=tokenizer, model_name=spec.label, report=report)
