@@ -16,9 +16,9 @@ from ..data import (CALIB_SOURCES, EVAL_SOURCES, default_calibration_source, def
 from ..data import get_eval_ids
 from ..layers import resolve_seq_len
 from ..loading import DEMO_MODEL_DIR, load_model
-from ..points import PointRunner, model_fingerprint, resolve_eval_setup
+from ..points import PointRunner, default_cache_dir, model_fingerprint, resolve_eval_setup
 
-__all__ = ["add_model_args", "add_calib_args", "add_eval_args", "load_model_from_args",
+__all__ = ["add_model_args", "add_calib_args", "add_eval_args", "add_cache_args", "load_model_from_args",
            "calib_config", "eval_config", "load_calibration", "point_runner", "csv_list",
            "settings_arg"]
 
@@ -39,6 +39,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                        help="run code shipped with the checkpoint (off by default)")
     group.add_argument("--data-dir", default=None,
                        help="data folder with wikitext-2-raw/ (default: $WANDA_VIZ_DATA)")
+
+
+def add_cache_args(group, *, no_cache: bool = True) -> None:
+    """--cache-dir (the per-point cache) and, for analyses that can skip it, --no-cache."""
+    group.add_argument("--cache-dir", default=None,
+                       help=f"per-point JSON cache (default: {default_cache_dir()})")
+    if no_cache:
+        group.add_argument("--no-cache", action="store_true", help="recompute every point")
 
 
 def add_calib_args(parser: argparse.ArgumentParser) -> None:

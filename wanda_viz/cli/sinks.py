@@ -20,8 +20,7 @@ from ..figures.sinks_text import (attention_takeaway, bias_takeaway, interventio
                                   pruning_takeaway, view_takeaway, window_takeaway)
 from ..layers import find_decoder_layers
 from ..loading import DEMO_MODEL_DIR
-from ..points import default_cache_dir
-from .common import (add_calib_args, add_eval_args, add_model_args,
+from .common import (add_cache_args, add_calib_args, add_eval_args, add_model_args,
                      load_calibration, load_model_from_args, point_runner)
 from .why import _int_list
 
@@ -56,9 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window-chunks", type=int, default=2, help="chunks evaluated (2)")
     group.add_argument("--sparsity", type=float, default=0.5,
                        help="sparsity of the magnitude and Wanda masks compared (0.5)")
-    group.add_argument("--cache-dir", default=None,
-                       help=f"per-point JSON cache (default: {default_cache_dir()})")
-    group.add_argument("--no-cache", action="store_true", help="recompute every point")
+    add_cache_args(group)
     add_calib_args(parser)
     add_eval_args(parser)
     parser.add_argument("--json", dest="out_json", default=None,

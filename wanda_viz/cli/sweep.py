@@ -10,10 +10,9 @@ import argparse
 from ..analysis.export import export_table
 from ..analysis.sweep import SweepSpec, run_sweep
 from ..config import parse_structure
-from ..points import default_cache_dir
 from ..pruning.registry import DEFAULT_METHODS, GROUPS, needs_calibration, split_method_key
-from .common import (add_calib_args, add_eval_args, add_model_args, csv_list, eval_config,
-                     load_calibration, load_model_from_args, point_runner)
+from .common import (add_cache_args, add_calib_args, add_eval_args, add_model_args, csv_list,
+                     eval_config, load_calibration, load_model_from_args, point_runner)
 from .zero_shot_options import add_zero_shot_args, sweep_zero_shot, zero_shot_settings
 
 __all__ = ["add_arguments", "run"]
@@ -34,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--group", default=None, choices=list(GROUPS),
                        help="comparison group for magnitude/Wanda (default: each method's own)")
     group.add_argument("--no-dense", action="store_true", help="skip the dense baseline")
-    group.add_argument("--cache-dir", default=None,
-                       help=f"per-point JSON cache (default: {default_cache_dir()})")
+    add_cache_args(group, no_cache=False)
     add_calib_args(parser)
     add_eval_args(parser)
     add_zero_shot_args(parser)

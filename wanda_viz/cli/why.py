@@ -17,9 +17,8 @@ from ..analysis.why_activations import ActivationSpec
 from ..analysis.why_interventions import ChannelSpec
 from ..analysis.why_run import WhyResult, WhySpec, export_why, run_why
 from ..layers import find_decoder_layers, find_prunable_layers
-from ..points import default_cache_dir
-from .common import (add_calib_args, add_eval_args, add_model_args, eval_config,
-                     load_calibration, load_model_from_args, point_runner)
+from .common import (add_cache_args, add_calib_args, add_eval_args, add_model_args,
+                     eval_config, load_calibration, load_model_from_args, point_runner)
 
 __all__ = ["add_arguments", "run"]
 
@@ -51,9 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--massive-abs", type=float, default=100.0, help="|h| above (100)")
     group.add_argument("--massive-ratio", type=float, default=1000.0,
                        help="|h| above this multiple of the median |h| (1000)")
-    group.add_argument("--cache-dir", default=None,
-                       help=f"per-point JSON cache (default: {default_cache_dir()})")
-    group.add_argument("--no-cache", action="store_true", help="recompute every point")
+    add_cache_args(group)
     add_calib_args(parser)
     add_eval_args(parser)
     out = parser.add_argument_group("output")
